@@ -1,0 +1,69 @@
+# mosplatform: two commands on a fresh clone: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+HOST ?= 127.0.0.1
+PORT ?= 5000
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench install install-test system-deps postgres clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip wheel setuptools
+
+# Editable install with the demo's and the separation module's needs. torch is pinned:
+# any other spec pulls the CUDA build. tinysoundfont is installed without its optional
+# PyAudio dependency, which does not build here.
+$(VENV)/.installed: pyproject.toml setup.py | $(VENV)/bin/python
+	$(PIP) install --quiet "torch==2.13.0"
+	$(PIP) install --quiet -e ".[demo,separation,postgres,parquet]"
+	$(PIP) install --quiet --no-deps "tinysoundfont>=0.3"
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install --quiet -e ".[test,demo,separation,postgres,parquet]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test system-deps
+
+# Debian packages the tests use: Chromium for browser tests, espeak-ng for trapping clips.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+# Start the local PostgreSQL cluster when it is down.
+postgres:
+	@if ! pg_isready -h 127.0.0.1 -q 2>/dev/null; then \
+	  echo "starting PostgreSQL"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start || true; \
+	  for i in $$(seq 1 30); do pg_isready -h 127.0.0.1 -q && break; sleep 1; done; \
+	fi
+
+demo: install
+	$(VENV)/bin/mosplatform demo --host $(HOST) --port $(PORT)
+
+test: install-test postgres
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: install-test
+	$(VENV)/bin/ruff check .
+
+bench: install-test postgres
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+	$(PY) bench/report.py
+	$(PY) bench/separation_rtf.py
+	$(PY) bench/load/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info test-output

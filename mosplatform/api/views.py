@@ -1,0 +1,81 @@
+"""Participant JSON API: trial ratings and page events.
+
+``POST /api/p/<token>/trial/<n>/ratings`` with ``X-CSRFToken`` and an optional
+``Idempotency-Key`` header; body ``{"ratings": [{"stimulus", "question", "score"}],
+"listening": [...]}``. ``POST /api/p/<token>/events`` with ``{"events": [...]}``.
+Answers: 200 ``{"ok": true, "next_url": ...}`` or 4xx ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+from flask import abort, current_app, jsonify, request, url_for
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms import ValidationError
+
+from ..extensions import csrf, db
+from ..services.ratings import RatingError, record_events, submit_trial
+from . import bp
+
+
+def _json_body():  # type: ignore[no-untyped-def]
+    limit = int(current_app.config.get("API_MAX_BYTES", 256 * 1024))
+    if request.content_length is not None and request.content_length > limit:
+        abort(413, description=f"request body over {limit} bytes")
+    raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        abort(413, description=f"request body over {limit} bytes")
+    if not request.is_json:
+        abort(415, description="send Content-Type: application/json")
+    body = request.get_json(silent=True)
+    if body is None:
+        abort(400, description="body is not valid JSON")
+    return body
+
+
+def _participant(token: str):  # type: ignore[no-untyped-def]
+    from ..participant.views import current_tokens, load_participant
+
+    if token not in current_tokens():
+        abort(403, description="this browser session does not belong to that participant")
+    return load_participant(token)
+
+
+def _check_csrf(body: object) -> None:
+    token = request.headers.get("X-CSRFToken")
+    if not token and isinstance(body, dict):
+        token = body.get("csrf_token")
+    try:
+        validate_csrf(token)
+    except (ValidationError, CSRFError) as exc:
+        abort(400, description=f"CSRF check failed: {exc}")
+
+
+@bp.post("/p/<token>/trial/<int:number>/ratings", endpoint="submit_trial")
+@csrf.exempt  # checked below, also from the body (sendBeacon cannot set headers)
+def submit_trial_view(token: str, number: int):  # type: ignore[no-untyped-def]
+    body = _json_body()
+    _check_csrf(body)
+    participant = _participant(token)
+    try:
+        outcome = submit_trial(participant, number - 1, body,
+                               request.headers.get("Idempotency-Key"))
+    except RatingError as exc:
+        db.session.rollback()
+        return jsonify(error=exc.message), exc.status
+    out = dict(outcome.body)
+    out["next_url"] = url_for("participant.resume", token=token)
+    return jsonify(out), outcome.status
+
+
+@bp.post("/p/<token>/events")
+@csrf.exempt
+def events(token: str):  # type: ignore[no-untyped-def]
+    body = _json_body()
+    _check_csrf(body)
+    participant = _participant(token)
+    try:
+        n = record_events(participant, body)
+    except RatingError as exc:
+        db.session.rollback()
+        return jsonify(error=exc.message), exc.status
+    return jsonify(ok=True, stored=n)

@@ -1,0 +1,220 @@
+"""Thin views of the participant journey; the logic lives in :mod:`mosplatform.services`."""
+
+from __future__ import annotations
+
+from flask import abort, g, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import generate_csrf
+from sqlalchemy import select
+
+from .. import i18n
+from ..extensions import db
+from ..models import Participant, Test, TestStatus, Trial
+from ..services import journey
+from ..services.assignment import Arrival, AssignmentError, admit_participant, find_participant
+from . import bp
+
+EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "workerId", "participant", "pid", "external_id")
+
+
+def remember(participant: Participant) -> None:
+    """Bind the participant to this browser (media tokens are checked against it)."""
+    tokens = dict(session.get("participants", {}))
+    tokens[participant.test.public_id] = participant.token
+    session["participants"] = tokens
+    session.permanent = True
+
+
+def current_tokens() -> set[str]:
+    return set(session.get("participants", {}).values())
+
+
+def load_participant(token: str) -> Participant:
+    participant = db.session.execute(
+        select(Participant).where(Participant.token == token)).scalar_one_or_none()
+    if participant is None:
+        abort(404, description="This link is not valid.")
+    g.lang = participant.language
+    remember(participant)
+    return participant
+
+
+def stage_url(participant: Participant) -> str:
+    stage = participant.stage
+    if stage == "trials":
+        trial = journey.first_open_trial(participant)
+        if trial is None:
+            nxt = journey.next_stage(participant.test, "trials")
+            journey.advance(participant, nxt)
+            if nxt == "done":
+                journey.finish(participant)
+            return stage_url(participant)
+        return url_for("participant.trial", token=participant.token, number=trial.position + 1)
+    if stage == "done":
+        return url_for("participant.done", token=participant.token)
+    return url_for(f"participant.{stage}", token=participant.token)
+
+
+def _page(template: str, participant: Participant, **context):  # type: ignore[no-untyped-def]
+    return render_template(
+        template, test_name=participant.test.name, lang=participant.language,
+        progress=journey.progress(participant), csrf_token=generate_csrf(),
+        form_action=request.path, **context)
+
+
+def _step(participant: Participant, stage: str):  # type: ignore[no-untyped-def]
+    """On POST, advance past ``stage``; on GET of a later stage, go where the participant is."""
+    if journey.stage_index(participant.stage) < journey.stage_index(stage):
+        return redirect(stage_url(participant))
+    if request.method == "POST":
+        journey.advance(participant, journey.next_stage(participant.test, stage))
+        return redirect(stage_url(participant))
+    return None
+
+
+@bp.get("/t/<public_id>")
+def arrive(public_id: str):  # type: ignore[no-untyped-def]
+    test = db.session.execute(select(Test).where(Test.public_id == public_id)).scalar_one_or_none()
+    if test is None:
+        abort(404, description="This test does not exist.")
+    known = session.get("participants", {}).get(public_id)
+    if known:
+        participant = db.session.execute(
+            select(Participant).where(Participant.token == known)).scalar_one_or_none()
+        if participant is not None:
+            return redirect(url_for("participant.resume", token=participant.token))
+    external_id = next((request.args[k] for k in EXTERNAL_ID_PARAMS if request.args.get(k)), None)
+    if external_id is not None:
+        external_id = external_id[:128]
+    existing = find_participant(test, external_id)
+    if existing is not None:
+        remember(existing)
+        return redirect(url_for("participant.resume", token=existing.token))
+    languages = test.definition.get("languages", ["en"])
+    lang = i18n.pick_language(languages, request.args.get("lang"),
+                              request.headers.get("Accept-Language"))
+    g.lang = lang
+    if test.status != TestStatus.open.value:
+        return render_template("participant/error.html", test_name=test.name, lang=lang,
+                               message=i18n.translate("test_not_open", lang)), 403
+    try:
+        participant = admit_participant(test, Arrival(
+            external_id=external_id,
+            study_id=(request.args.get("STUDY_ID") or "")[:128] or None,
+            session_id=(request.args.get("SESSION_ID") or "")[:128] or None,
+            language=lang, user_agent=request.headers.get("User-Agent")))
+    except AssignmentError as exc:
+        return render_template("participant/error.html", test_name=test.name, lang=lang,
+                               message=str(exc)), 409
+    remember(participant)
+    return redirect(url_for("participant.resume", token=participant.token))
+
+
+@bp.get("/p/<token>/")
+def resume(token: str):  # type: ignore[no-untyped-def]
+    return redirect(stage_url(load_participant(token)))
+
+
+@bp.route("/p/<token>/welcome", methods=["GET", "POST"])
+def welcome(token: str):  # type: ignore[no-untyped-def]
+    participant = load_participant(token)
+    if request.method == "POST" and not request.form.get("consent"):
+        return _page("participant/welcome.html", participant,
+                     description=journey._text(participant.test.definition.get("description")
+                                               or "", participant.language),
+                     message=i18n.translate("consent_required", participant.language)), 400
+    resp = _step(participant, "welcome")
+    if resp is not None:
+        return resp
+    desc = participant.test.definition.get("description") or ""
+    return _page("participant/welcome.html", participant,
+                 description=journey._text(desc, participant.language))
+
+
+@bp.route("/p/<token>/instructions", methods=["GET", "POST"])
+def instructions(token: str):  # type: ignore[no-untyped-def]
+    participant = load_participant(token)
+    resp = _step(participant, "instructions")
+    if resp is not None:
+        return resp
+    return _page("participant/instructions.html", participant,
+                 instructions=journey.instructions_text(participant.test, participant.language),
+                 kind=participant.test.kind)
+
+
+@bp.route("/p/<token>/calibration", methods=["GET", "POST"])
+def calibration(token: str):  # type: ignore[no-untyped-def]
+    participant = load_participant(token)
+    if request.method == "POST" and journey.stage_index(participant.stage) == \
+            journey.stage_index("calibration"):
+        from ..services import headphone
+
+        headphone.record_answers(participant, request.form)
+    resp = _step(participant, "calibration")
+    if resp is not None:
+        return resp
+    from ..services import headphone
+
+    return _page("participant/calibration.html", participant,
+                 calibration_url=headphone.calibration_url(participant),
+                 headphone_check=headphone.check_context(participant))
+
+
+@bp.get("/p/<token>/trial/<int:number>")
+def trial(token: str, number: int):  # type: ignore[no-untyped-def]
+    participant = load_participant(token)
+    if participant.stage != "trials":
+        return redirect(stage_url(participant))
+    current = journey.first_open_trial(participant)
+    if current is None or current.position + 1 != number:
+        # Answered trials are never asked again; later ones wait their turn.
+        return redirect(stage_url(participant))
+    if current.started_at is None:
+        current.started_at = journey.utcnow()
+        db.session.commit()
+    config = journey.trial_config(
+        participant, current,
+        media_url=lambda t: url_for("media.stimulus", token=t),
+        submit_url=url_for("api.submit_trial", token=token, number=number),
+        events_url=url_for("api.events", token=token),
+        csrf_token=generate_csrf(),
+        strings=i18n.strings(participant.language))
+    config["next_url"] = url_for("participant.resume", token=token)
+    config["trial"] = current.position
+    return _page(f"participant/trial_{participant.test.kind}.html", participant,
+                 trial_config=config)
+
+
+@bp.route("/p/<token>/questionnaire", methods=["GET", "POST"])
+def questionnaire(token: str):  # type: ignore[no-untyped-def]
+    participant = load_participant(token)
+    if journey.stage_index(participant.stage) < journey.stage_index("questionnaire"):
+        return redirect(stage_url(participant))
+    fields = journey.questionnaire_fields(participant.test, participant.language)
+    if request.method == "POST" and participant.stage == "questionnaire":
+        problems = journey.save_questionnaire(participant, request.form.to_dict())
+        if problems:
+            return _page("participant/questionnaire.html", participant,
+                         questionnaire_fields=fields,
+                         message=i18n.translate("please_answer", participant.language)
+                         + ": " + ", ".join(problems)), 400
+        journey.finish(participant)
+        return redirect(stage_url(participant))
+    if participant.stage != "questionnaire":
+        return redirect(stage_url(participant))
+    return _page("participant/questionnaire.html", participant, questionnaire_fields=fields)
+
+
+@bp.get("/p/<token>/done")
+def done(token: str):  # type: ignore[no-untyped-def]
+    participant = load_participant(token)
+    if participant.stage != "done":
+        return redirect(stage_url(participant))
+    journey.finish(participant)
+    return _page("participant/done.html", participant,
+                 completion_code=participant.completion_code,
+                 redirect_url=journey.completion_redirect(participant))
+
+
+def trial_of(participant: Participant, number: int) -> Trial | None:
+    return db.session.execute(select(Trial).where(
+        Trial.participant_id == participant.id, Trial.position == number - 1)).scalar_one_or_none()

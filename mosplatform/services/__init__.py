@@ -1,0 +1,1 @@
+"""Plain service functions (no ``request``): test creation, assignment, ratings, export."""

@@ -1,0 +1,309 @@
+"""Participant arrival and balanced, reproducible trial assignment.
+
+Each participant gets a stored random seed; the trial order, the per-trial condition
+order and (for single-stimulus kinds) the condition drawn for each item all derive
+from it, so every page a participant saw can be rebuilt. When participants rate a
+subset, the least-filled (item, condition) cells are chosen first, counting only
+participants who are not excluded and not previews. Concurrent arrivals are
+serialised per test: PostgreSQL locks the test row (``SELECT ... FOR UPDATE``);
+SQLite takes its single write lock by inserting the participant before counting.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import (
+    Condition,
+    ConditionRole,
+    Item,
+    ItemKind,
+    Participant,
+    Stimulus,
+    Test,
+    TestKind,
+    TestStatus,
+    Trial,
+    TrialStimulus,
+)
+
+RATED_ROLES = {r.value for r in ConditionRole} - {ConditionRole.reference.value}
+
+
+class AssignmentError(Exception):
+    """The test cannot take this participant (closed, paused, misconfigured)."""
+
+
+@dataclass(frozen=True)
+class Arrival:
+    external_id: str | None = None
+    study_id: str | None = None
+    session_id: str | None = None
+    language: str = "en"
+    user_agent: str | None = None
+    is_preview: bool = False
+
+
+def new_token() -> str:
+    """An unguessable URL-safe token (192 bits)."""
+    return secrets.token_urlsafe(24)
+
+
+def find_participant(test: Test, external_id: str | None) -> Participant | None:
+    """The participant of ``test`` who arrived before with ``external_id``, if any."""
+    if not external_id:
+        return None
+    return db.session.execute(
+        select(Participant).where(
+            Participant.test_id == test.id,
+            Participant.external_id == external_id,
+            Participant.is_preview.is_(False),
+        )
+    ).scalar_one_or_none()
+
+
+def _lock_test(test_id: int) -> Test:
+    stmt = select(Test).where(Test.id == test_id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return db.session.execute(stmt).scalar_one()
+
+
+def admit_participant(test: Test, arrival: Arrival) -> Participant:
+    """Create a participant and their trials in one transaction.
+
+    Parameters
+    ----------
+    test : Test
+        An open test (or any test for a preview).
+    arrival : Arrival
+        External ids and language from the link.
+
+    Returns
+    -------
+    Participant
+        Committed, with trials assigned.
+
+    Raises
+    ------
+    AssignmentError
+        If the test is not open (previews excepted).
+    """
+    if not arrival.is_preview and test.status != TestStatus.open.value:
+        raise AssignmentError(f"this test is {test.status}; it is not taking participants")
+    test = _lock_test(test.id)
+    seed = secrets.randbits(31)
+    participant = Participant(
+        test_id=test.id,
+        token=new_token(),
+        external_id=arrival.external_id,
+        study_id=arrival.study_id,
+        session_id=arrival.session_id,
+        language=arrival.language,
+        user_agent=(arrival.user_agent or "")[:500] or None,
+        is_preview=arrival.is_preview,
+        seed=seed,
+    )
+    db.session.add(participant)
+    db.session.flush()  # SQLite: takes the write lock before we count
+    assign_trials(test, participant)
+    db.session.commit()
+    return participant
+
+
+def _cell_counts(test: Test) -> Counter[tuple[int, int]]:
+    """Assigned votes per (item id, stimulus id), over non-excluded, non-preview participants."""
+    rows = db.session.execute(
+        select(Trial.item_id, TrialStimulus.stimulus_id, func.count())
+        .join(TrialStimulus, TrialStimulus.trial_id == Trial.id)
+        .join(Participant, Participant.id == Trial.participant_id)
+        .where(
+            Participant.test_id == test.id,
+            Participant.excluded.is_(False),
+            Participant.is_preview.is_(False),
+            Trial.kind == ItemKind.regular.value,
+            TrialStimulus.position >= 0,
+        )
+        .group_by(Trial.item_id, TrialStimulus.stimulus_id)
+    ).all()
+    return Counter({(i, s): n for i, s, n in rows})
+
+
+def _stimuli_by_item(test: Test) -> dict[int, dict[int, Stimulus]]:
+    """item id -> condition id -> stimulus (QC stimuli under condition id -1)."""
+    rows = db.session.execute(
+        select(Stimulus).join(Item).where(Item.test_id == test.id)
+    ).scalars()
+    out: dict[int, dict[int, Stimulus]] = {}
+    for s in rows:
+        out.setdefault(s.item_id, {})[s.condition_id if s.condition_id is not None else -1] = s
+    return out
+
+
+def assign_trials(test: Test, participant: Participant) -> list[Trial]:
+    """Choose and store this participant's trials (training, regular, quality control).
+
+    Parameters
+    ----------
+    test : Test
+        The test, already locked for assignment.
+    participant : Participant
+        A flushed participant with its seed.
+
+    Returns
+    -------
+    list of Trial
+        In presentation order.
+
+    Notes
+    -----
+    Items are taken least-filled first (ties broken by the participant's seed). For
+    single-stimulus kinds (ACR, DCR, CCR) each trial presents one condition of its
+    item: the least-voted condition of that item, preferring conditions this
+    participant has seen least, so a participant hears every condition about equally
+    often. MUSHRA trials present every rated condition of the item; AB trials the
+    least-voted pair.
+    """
+    rng = np.random.default_rng(participant.seed)
+    definition = test.definition
+    design = definition.get("design", {})
+    kind = test.kind
+    rated = [c for c in test.conditions if c.role in RATED_ROLES]
+    reference = next((c for c in test.conditions if c.role == ConditionRole.reference.value), None)
+    by_item = _stimuli_by_item(test)
+    regular = [i for i in test.items if i.kind == ItemKind.regular.value]
+    qc_items = [i for i in test.items if i.kind in (ItemKind.gold.value, ItemKind.trap.value)]
+    if not regular or not rated:
+        raise AssignmentError("the test has no items or no rated conditions")
+    counts = _cell_counts(test)
+
+    n_trials = design.get("trials_per_participant") or len(regular)
+    n_trials = min(n_trials, len(regular))
+    tiebreak = rng.random(len(regular))
+    item_load = [
+        sum(counts[(it.id, s.id)] for s in by_item.get(it.id, {}).values()) for it in regular
+    ]
+    order = sorted(range(len(regular)), key=lambda k: (item_load[k], tiebreak[k]))
+    chosen = [regular[k] for k in order[:n_trials]]
+    chosen = [chosen[k] for k in rng.permutation(len(chosen))]
+
+    trials: list[Trial] = []
+    position = 0
+
+    def add_trial(item: Item, stimuli: list[Stimulus], kind_: str, ref: Stimulus | None,
+                  flipped: bool = False) -> None:
+        nonlocal position
+        trial_seed = int(rng.integers(0, 2**31 - 1))
+        trial = Trial(participant_id=participant.id, item_id=item.id, position=position,
+                      kind=kind_, seed=trial_seed, flipped=flipped)
+        db.session.add(trial)
+        db.session.flush()
+        for pos, stim in enumerate(stimuli):
+            db.session.add(TrialStimulus(trial_id=trial.id, stimulus_id=stim.id, position=pos,
+                                         token=new_token()))
+        if ref is not None:
+            db.session.add(TrialStimulus(trial_id=trial.id, stimulus_id=ref.id, position=-1,
+                                         token=new_token()))
+        trials.append(trial)
+        position += 1
+
+    def rated_stimuli(item: Item) -> list[Stimulus]:
+        stims = by_item.get(item.id, {})
+        return [stims[c.id] for c in rated if c.id in stims]
+
+    def ref_stimulus(item: Item) -> Stimulus | None:
+        if reference is None:
+            return None
+        return by_item.get(item.id, {}).get(reference.id)
+
+    # Training: all conditions of one item; ratings are discarded (BS.1534-3).
+    if design.get("training", True):
+        training_item = next((i for i in test.items if i.kind == ItemKind.training.value),
+                             regular[int(rng.integers(len(regular)))])
+        stims = rated_stimuli(training_item)
+        stims = [stims[k] for k in rng.permutation(len(stims))]
+        add_trial(training_item, stims, ItemKind.training.value, ref_stimulus(training_item))
+
+    seen_conditions: Counter[int] = Counter()
+    for item in chosen:
+        stims = rated_stimuli(item)
+        if not stims:
+            continue
+        if kind == TestKind.mushra.value:
+            max_n = int(design.get("max_conditions_per_trial", 12))
+            stims = [stims[k] for k in rng.permutation(len(stims))][:max_n]
+            add_trial(item, stims, ItemKind.regular.value, ref_stimulus(item))
+        elif kind == TestKind.ab.value:
+            pair = _least_filled_pair(stims, counts, item, rng)
+            counts.update({(item.id, s.id): 1 for s in pair})
+            add_trial(item, pair, ItemKind.regular.value, ref_stimulus(item))
+        else:
+            jitter = rng.random(len(stims))
+            k = min(range(len(stims)), key=lambda j: (
+                counts[(item.id, stims[j].id)],
+                seen_conditions[stims[j].condition_id],
+                jitter[j],
+            ))
+            stim = stims[k]
+            counts[(item.id, stim.id)] += 1
+            seen_conditions[stim.condition_id] += 1
+            ref = ref_stimulus(item)
+            if kind == TestKind.ccr.value:
+                if ref is None:
+                    raise AssignmentError(f"item {item.key} has no reference for CCR")
+                # Half the pairs put the processed signal first (P.800 Annex E).
+                flipped = bool(rng.integers(2))
+                pair = [stim, ref] if flipped else [ref, stim]
+                add_trial(item, pair, ItemKind.regular.value, None, flipped=flipped)
+            else:
+                add_trial(item, [stim], ItemKind.regular.value,
+                          ref if kind == TestKind.dcr.value else None)
+
+    # Quality-control clips at random positions after the first regular trial.
+    first_regular = 1 if design.get("training", True) else 0
+    for qc in qc_items:
+        stim = by_item.get(qc.id, {}).get(-1)
+        if stim is None:
+            continue
+        add_trial(qc, [stim], qc.kind, None)
+    _shuffle_qc(trials, first_regular, rng)
+    return trials
+
+
+def _least_filled_pair(stims: list[Stimulus], counts: Counter[tuple[int, int]], item: Item,
+                       rng: np.random.Generator) -> list[Stimulus]:
+    pairs = [(a, b) for i, a in enumerate(stims) for b in stims[i + 1:]]
+    jitter = rng.random(len(pairs))
+    k = min(range(len(pairs)), key=lambda j: (
+        counts[(item.id, pairs[j][0].id)] + counts[(item.id, pairs[j][1].id)], jitter[j]))
+    pair = list(pairs[k])
+    if rng.integers(2):
+        pair.reverse()
+    return pair
+
+
+def _shuffle_qc(trials: list[Trial], first_regular: int, rng: np.random.Generator) -> None:
+    """Move QC trials to random positions among the regular ones (never first)."""
+    qc = [t for t in trials if t.kind in (ItemKind.gold.value, ItemKind.trap.value)]
+    if not qc:
+        return
+    head = trials[:first_regular]
+    body = [t for t in trials[first_regular:] if t not in qc]
+    for t in qc:
+        slot = int(rng.integers(1, len(body) + 1)) if body else 0
+        body.insert(slot, t)
+    ordered = head + body
+    # Positions are unique per participant: move out of the way, then renumber.
+    for t in ordered:
+        t.position = t.position + 100000
+    db.session.flush()
+    for pos, t in enumerate(ordered):
+        t.position = pos
+    db.session.flush()
+    trials[:] = ordered
