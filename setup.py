@@ -8,7 +8,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-RESOURCE_DIRS = ("templates", "static", "migrations")
+RESOURCE_DIRS = ("templates", "static", "migrations", "examples")
 
 
 class BuildWithResources(build_py):

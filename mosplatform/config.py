@@ -264,6 +264,9 @@ StimuliDef = Annotated[FolderStimuli | FileStimuli, Field(discriminator="type")]
 class PreparationDef(Strict):
     sample_rate: int = Field(default=44100, ge=8000, le=192000)
     loudness_lufs: float | None = Field(default=None, ge=-70, le=0)
+    # "stimulus": every stimulus to the target (removes level cues between systems);
+    # "item": one gain per item, keeping the level differences between conditions.
+    loudness_mode: Literal["stimulus", "item"] = "stimulus"
     fade_ms: float = Field(default=20.0, ge=0, le=500)
     # How the reference of a separated source is stored: the ground-truth stem.
     allow_clipping: bool = False

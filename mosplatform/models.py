@@ -98,6 +98,7 @@ class AdminUser(UserMixin, db.Model):
 
 class Test(db.Model):
     __tablename__ = "test"
+    __test__ = False  # not a pytest test class
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Public, opaque identifier used in participant links.
@@ -326,6 +327,11 @@ class Rating(db.Model):
     # Seconds of this stimulus heard and number of plays, as the page reported them.
     listening_time_s: Mapped[float | None] = mapped_column(Float)
     play_count: Mapped[int | None] = mapped_column(Integer)
+
+    participant: Mapped[Participant] = relationship()
+    trial: Mapped[Trial] = relationship()
+    stimulus: Mapped[Stimulus] = relationship()
+    question: Mapped[Question] = relationship()
 
 
 class Event(db.Model):

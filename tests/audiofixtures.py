@@ -20,7 +20,7 @@ def _stem(rng: np.random.Generator, n: int, sr: int, k: int) -> np.ndarray:
     return np.stack([x, 0.9 * x + 0.01 * rng.standard_normal(n)], axis=1).astype(np.float32)
 
 
-def make_musdb(root: Path, tracks: int = 2, seconds: float = 3.0, sr: int = 16000,
+def make_musdb(root: Path, tracks: int = 2, seconds: float = 3.0, sr: int = 32000,
                systems: tuple[str, ...] = ("sysA", "sysB"), seed: int = 0) -> dict[str, Path]:
     """Write references and system estimates; returns {"reference": dir, system: dir}."""
     rng = np.random.default_rng(seed)
@@ -67,7 +67,7 @@ stimuli:
   reference: {reference}
   sources: [vocals, bass]
   excerpt: {{start: 0.5, duration: 2.0}}
-preparation: {{sample_rate: 16000, fade_ms: 10}}
+preparation: {{sample_rate: 32000, fade_ms: 10}}
 design: {{trials_per_participant: 2, calibration: false}}
 """
 
@@ -90,7 +90,7 @@ stimuli:
   reference: {reference}
   items: track_random_source
   excerpt: {{start: 0.5, duration: 2.0}}
-preparation: {{sample_rate: 16000, fade_ms: 10}}
+preparation: {{sample_rate: 32000, fade_ms: 10}}
 design: {{trials_per_participant: 2, training: false, calibration: false}}
 """
 

@@ -136,26 +136,37 @@ def plan_items(definition: TestDefinition) -> tuple[list[PlannedItem], list[str]
     return planned, problems
 
 
-def _excerpt_bounds(item: PlannedItem, sr: int, num_frames: int,
-                    stems: dict[str, np.ndarray]) -> tuple[int, int, list[str]]:
-    notes: list[str] = []
-    duration = item.duration
-    length = num_frames if duration is None else min(int(round(duration * sr)), num_frames)
+def _excerpt_span(item: PlannedItem, sr: int, num_frames: int,
+                  stems: dict[str, np.ndarray]) -> tuple[int, int, list[str], list[str]]:
+    """Start and length in frames, problems, warnings."""
+    length = num_frames if item.duration is None else int(round(item.duration * sr))
+    if length > num_frames:
+        return 0, 0, [f"item {item.key}: excerpt of {length / sr:.2f} s is longer than the "
+                      f"audio ({num_frames / sr:.2f} s)"], []
     if item.start == "auto":
-        if stems:
-            choice = excerpt.find_active_span(list(stems.values()), sr, length / sr)
-            start = choice.start_frame
-            if not choice.all_active:
-                notes.append(f"item {item.key}: no span of {length / sr:.1f} s with every source "
-                             f"active; using the most active one at {start / sr:.2f} s")
-        else:
-            start = 0
-    else:
-        start = int(round(float(item.start or 0.0) * sr))
+        if not stems:
+            return 0, length, [], []
+        span = excerpt.find_active_span(
+            {k: v[:num_frames] for k, v in stems.items()}, sr, length / sr)
+        warnings = [f"item {item.key}: {span.reason}"] if span.fallback else []
+        return span.start_frame, span.num_frames, [], warnings
+    start = int(round(float(item.start or 0.0) * sr))
     if start + length > num_frames:
-        return start, length, [f"item {item.key}: excerpt {start / sr:.2f}+{length / sr:.2f} s "
-                               f"runs past the end of the audio ({num_frames / sr:.2f} s)"]
-    return start, length, notes
+        return start, length, [f"item {item.key}: excerpt {start / sr:.2f} s + {length / sr:.2f}"
+                               f" s runs past the end of the audio ({num_frames / sr:.2f} s)"], []
+    return start, length, [], []
+
+
+def _read_all(item: PlannedItem, problems: list[str]) -> dict[str, tuple[np.ndarray, int]]:
+    audio: dict[str, tuple[np.ndarray, int]] = {}
+    for key, path in item.files.items():
+        if path is None:
+            continue
+        try:
+            audio[key] = read_audio(path)
+        except Exception as exc:  # noqa: BLE001 - report every unreadable file
+            problems.append(f"item {item.key}, condition {key}: cannot read {path}: {exc}")
+    return audio
 
 
 def _prepare(definition: TestDefinition, planned: list[PlannedItem], media_root: Path,
@@ -164,72 +175,74 @@ def _prepare(definition: TestDefinition, planned: list[PlannedItem], media_root:
     """Read, check and prepare every stimulus; returns rows, problems and warnings."""
     prep = definition.preparation
     sr_out = prep.sample_rate
+    clip_threshold = float("inf") if prep.allow_clipping else 0.999
     problems: list[str] = []
     warnings: list[str] = []
     prepared: list[dict[str, Any]] = []
     roles = {c.key: c.role for c in definition.conditions}
     ref_key = next((k for k, r in roles.items() if r == "hidden_reference"),
                    next((k for k, r in roles.items() if r == "reference"), None))
-    bar = tqdm(planned, desc="preparing stimuli", unit="item", disable=not progress)
-    for item in bar:
-        audio: dict[str, tuple[np.ndarray, int]] = {}
-        for key, path in item.files.items():
-            if path is None:
-                continue
-            try:
-                audio[key] = read_audio(path)
-            except Exception as exc:  # noqa: BLE001 - report every unreadable file
-                problems.append(f"item {item.key}, condition {key}: cannot read {path}: {exc}")
-        if len(audio) != sum(p is not None for p in item.files.values()):
+    for item in tqdm(planned, desc="preparing stimuli", unit="item", disable=not progress):
+        files = {f"item {item.key}, condition {k}": p for k, p in item.files.items()
+                 if p is not None}
+        found = checks.check_audio(files, clip_threshold=clip_threshold)
+        if found:
+            problems.extend(str(p) for p in found)
             continue
-        item_problems = checks.check_item(
-            {k: (a, sr) for k, (a, sr) in audio.items()},
-            allow_clipping=prep.allow_clipping, label=f"item {item.key}")
-        problems.extend(str(p) for p in item_problems)
-        if item_problems:
+        audio = _read_all(item, problems)
+        if len(audio) != len(files):
             continue
-        stems: dict[str, np.ndarray] = {}
         sr_in = next(iter(audio.values()))[1]
-        if item.start == "auto" or compute_sdr:
-            for s, p in item.all_sources.items():
-                try:
-                    stems[s], _ = read_audio(p)
-                except Exception as exc:  # noqa: BLE001
-                    problems.append(f"item {item.key}: cannot read reference stem {p}: {exc}")
+        stems: dict[str, np.ndarray] = {}
+        for s, p in item.all_sources.items():
+            try:
+                x, stem_sr = read_audio(p)
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"item {item.key}: cannot read reference stem {p}: {exc}")
+                continue
+            if stem_sr == sr_in:
+                stems[s] = x
         num_frames = min(a.shape[0] for a, _ in audio.values())
-        start, length, notes = _excerpt_bounds(item, sr_in, num_frames, stems)
-        if notes and notes[0].startswith(f"item {item.key}: excerpt"):
-            problems.extend(notes)
-            continue
+        start, length, bad, notes = _excerpt_span(item, sr_in, num_frames, stems)
+        problems.extend(bad)
         warnings.extend(notes)
+        if bad:
+            continue
         cut = {k: a[start:start + length] for k, (a, _) in audio.items()}
         if ref_key is not None and ref_key in cut:
-            ref = cut[ref_key]
-            for key, path in item.files.items():
-                if path is None:
-                    role = roles[key]
-                    filt = anchor_filters.low_anchor_3k5 if role == "low_anchor" \
-                        else anchor_filters.mid_anchor_7k
-                    cut[key] = filt(ref, sr_in).astype(np.float32)
+            try:
+                for key, path in item.files.items():
+                    if path is None:
+                        filt = anchor_filters.low_anchor_3k5 if roles[key] == "low_anchor" \
+                            else anchor_filters.mid_anchor_7k
+                        cut[key] = np.asarray(filt(cut[ref_key], sr_in), dtype=np.float32)
+            except ValueError as exc:
+                problems.append(f"item {item.key}: cannot build anchor '{key}': {exc}")
+                continue
         objective: dict[str, dict[str, float | None]] = {}
         if compute_sdr and ref_key is not None and ref_key in cut:
             objective = _objective_scores(item, cut, roles, ref_key, stems, start, length,
                                           sr_in)
-        for key, x in cut.items():
-            y = resample(x, sr_in, sr_out) if sr_in != sr_out else x
-            lufs = None
-            if prep.loudness_lufs is not None:
-                y, lufs = loudness.normalize(y, sr_out, prep.loudness_lufs)
-                if np.max(np.abs(y)) >= 1.0 and not prep.allow_clipping:
-                    problems.append(f"item {item.key}, condition {key}: loudness alignment to "
-                                    f"{prep.loudness_lufs} LUFS would clip; choose a lower "
-                                    "preparation.loudness_lufs")
-                    continue
-            else:
-                lufs = loudness.integrated_loudness(y, sr_out)
-            y = excerpt.apply_fades(y, sr_out, prep.fade_ms)
+        signals = {k: (resample(x, sr_in, sr_out) if sr_in != sr_out else x)
+                   for k, x in cut.items()}
+        if prep.loudness_lufs is not None:
+            result = loudness.normalize_loudness(signals, sr_out, prep.loudness_lufs,
+                                                 mode=prep.loudness_mode,
+                                                 reference=ref_key if prep.loudness_mode ==
+                                                 "item" else None, on_clip="flag")
+            if result.clipped and not prep.allow_clipping:
+                problems.append(
+                    f"item {item.key}: loudness alignment to {prep.loudness_lufs} LUFS would "
+                    f"clip {sorted(result.clipped)}; choose a lower preparation.loudness_lufs")
+                continue
+            signals = result.signals
+        for key, y in signals.items():
+            lufs = loudness.integrated_loudness(y, sr_out)
+            fade_s = prep.fade_ms / 1000.0
+            y = excerpt.apply_fades(y, sr_out, fade_s, fade_s)
             stored = storage.store_audio(y, sr_out, media_root, fmt=prep.format)
-            prepared.append({"item": item, "condition": key, "stored": stored, "lufs": lufs,
+            prepared.append({"item": item, "condition": key, "stored": stored,
+                             "lufs": lufs if np.isfinite(lufs) else None,
                              "source_path": str(item.files[key]) if item.files[key] else None,
                              "start": start / sr_in, "duration": length / sr_in,
                              "objective": objective.get(key, {})})
@@ -276,7 +289,8 @@ def _quality_control(definition: TestDefinition, media_root: Path) -> list[dict[
             label = next((localized(c.label).get("en") for c in getattr(scale, "categories", [])
                           if c.score == answer), str(answer))
             x = traps.make_trap_clip(label, sr, lang="en")
-        x = excerpt.apply_fades(np.asarray(x, dtype=np.float32), sr, definition.preparation.fade_ms)
+        fade_s = definition.preparation.fade_ms / 1000.0
+        x = excerpt.apply_fades(np.asarray(x, dtype=np.float32), sr, fade_s, fade_s)
         out.append({"qc": qc, "stored": storage.store_audio(x, sr, media_root,
                                                             fmt=definition.preparation.format)})
     return out

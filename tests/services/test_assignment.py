@@ -1,0 +1,88 @@
+"""Balanced, reproducible assignment of trials to participants."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from mosplatform.extensions import db
+from mosplatform.models import ItemKind
+from mosplatform.services.assignment import Arrival, AssignmentError, admit_participant
+
+
+def _cells(participant):  # type: ignore[no-untyped-def]
+    return [(t.item_id, ts.stimulus_id) for t in participant.trials
+            if t.kind == ItemKind.regular.value for ts in t.stimuli if ts.position >= 0]
+
+
+def test_mushra_trials_have_training_first_and_all_rated_conditions(mushra_test):
+    p = admit_participant(mushra_test, Arrival())
+    assert p.trials[0].kind == "training"
+    regular = [t for t in p.trials if t.kind == "regular"]
+    assert len(regular) == 2  # trials_per_participant
+    for t in p.trials:
+        rated = [ts for ts in t.stimuli if ts.position >= 0]
+        refs = [ts for ts in t.stimuli if ts.position == -1]
+        assert len(rated) == 5 and len(refs) == 1  # hidden ref, 2 anchors, 2 systems
+        assert len({ts.token for ts in t.stimuli}) == len(t.stimuli)
+    assert len({t.item_id for t in regular}) == 2
+
+
+def test_condition_order_is_random_and_reproducible(mushra_test):
+    orders = set()
+    for _ in range(6):
+        p = admit_participant(mushra_test, Arrival())
+        orders.add(tuple(ts.stimulus.condition_id for ts in p.trials[1].stimuli
+                         if ts.position >= 0))
+    assert len(orders) > 1
+
+
+def test_items_are_balanced_least_filled_first(mushra_test):
+    # 6 items (3 tracks x 2 sources), 2 per participant: 3 participants cover each once.
+    seen = Counter()
+    for _ in range(3):
+        p = admit_participant(mushra_test, Arrival())
+        seen.update(t.item_id for t in p.trials if t.kind == "regular")
+    assert sorted(seen.values()) == [1] * 6
+
+
+def test_acr_conditions_balanced_per_item(acr_test):
+    counts = Counter()
+    for _ in range(9):
+        p = admit_participant(acr_test, Arrival())
+        counts.update(_cells(p))
+    # 3 items x 3 conditions, 2 trials each: 18 votes over 9 cells -> exactly 2 each.
+    assert len(counts) == 9 and set(counts.values()) == {2}
+
+
+def test_excluded_participants_do_not_count(acr_test):
+    first = admit_participant(acr_test, Arrival())
+    first.excluded = True
+    db.session.commit()
+    counts = Counter()
+    for _ in range(9):
+        counts.update(_cells(admit_participant(acr_test, Arrival())))
+    assert set(counts.values()) == {2}
+
+
+def test_closed_test_refuses_participants(acr_test):
+    acr_test.status = "closed"
+    db.session.commit()
+    with pytest.raises(AssignmentError, match="closed"):
+        admit_participant(acr_test, Arrival())
+    # Previews are allowed on any status.
+    assert admit_participant(acr_test, Arrival(is_preview=True)).is_preview
+
+
+def test_ccr_half_of_pairs_flipped(app, audio_dirs, tmp_path):
+    from mosplatform.config import load_definition
+    from mosplatform.services.importer import create_test
+    from tests.audiofixtures import ACR_YAML, write_definition
+
+    text = (ACR_YAML.replace("kind: acr", "kind: ccr").replace("scale: acr", "scale: ccr")
+            .replace("role: hidden_reference", "role: reference"))
+    d = load_definition(write_definition(tmp_path, text, audio_dirs, "c.yaml"))
+    test = create_test(d, open_now=True, compute_sdr=False)
+    flips = [t.flipped for _ in range(20) for t in admit_participant(test, Arrival()).trials]
+    assert 0.25 < sum(flips) / len(flips) < 0.75

@@ -1,0 +1,141 @@
+"""Ratings are validated, stored exactly once, and retries are safe."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from mosplatform.extensions import db
+from mosplatform.models import Rating
+from mosplatform.services.assignment import Arrival, admit_participant
+from mosplatform.services.ratings import RatingError, record_events, submit_trial
+
+
+def _answers(trial, questions, score=50.0):  # type: ignore[no-untyped-def]
+    return {"ratings": [{"stimulus": ts.position, "question": q.key, "score": score}
+                        for ts in trial.stimuli if ts.position >= 0 for q in questions]}
+
+
+def _count() -> int:
+    return db.session.scalar(select(func.count()).select_from(Rating))
+
+
+def test_training_ratings_are_discarded_regular_are_stored(mushra_test):
+    p = admit_participant(mushra_test, Arrival())
+    qs = mushra_test.questions
+    out = submit_trial(p, 0, _answers(p.trials[0], qs))
+    assert out.status == 200 and out.body["stored"] == 0 and _count() == 0
+    out = submit_trial(p, 1, _answers(p.trials[1], qs, 70))
+    assert out.body["stored"] == 5 and _count() == 5
+
+
+def test_idempotency_key_replays_without_duplicating(mushra_test):
+    p = admit_participant(mushra_test, Arrival())
+    qs = mushra_test.questions
+    submit_trial(p, 0, _answers(p.trials[0], qs))
+    first = submit_trial(p, 1, _answers(p.trials[1], qs), idempotency_key="k-1")
+    again = submit_trial(p, 1, _answers(p.trials[1], qs), idempotency_key="k-1")
+    assert first.body == again.body and _count() == 5
+
+
+def test_same_answers_resubmitted_is_ok_different_is_409(mushra_test):
+    p = admit_participant(mushra_test, Arrival())
+    qs = mushra_test.questions
+    submit_trial(p, 0, _answers(p.trials[0], qs))
+    submit_trial(p, 1, _answers(p.trials[1], qs, 40))
+    assert submit_trial(p, 1, _answers(p.trials[1], qs, 40)).body["replayed"]
+    with pytest.raises(RatingError) as info:
+        submit_trial(p, 1, _answers(p.trials[1], qs, 41))
+    assert info.value.status == 409 and _count() == 5
+
+
+def test_trials_must_be_answered_in_order(mushra_test):
+    p = admit_participant(mushra_test, Arrival())
+    with pytest.raises(RatingError, match="answered first") as info:
+        submit_trial(p, 2, _answers(p.trials[2], mushra_test.questions))
+    assert info.value.status == 409 and _count() == 0
+
+
+@pytest.mark.parametrize("mutate,status,message", [
+    (lambda a: a.update(ratings="x"), 400, "ratings"),
+    (lambda a: a["ratings"].pop(), 422, "missing"),
+    (lambda a: a["ratings"].append(dict(a["ratings"][0])), 422, "duplicate"),
+    (lambda a: a["ratings"][0].update(score=101), 422, "outside"),
+    (lambda a: a["ratings"][0].update(score=-0.5), 422, "outside"),
+    (lambda a: a["ratings"][0].update(score="80"), 422, "number"),
+    (lambda a: a["ratings"][0].update(score=True), 422, "number"),
+    (lambda a: a["ratings"][0].update(score=float("nan")), 422, "finite"),
+    (lambda a: a["ratings"][0].update(question="other"), 422, "unknown question"),
+    (lambda a: a["ratings"][0].update(stimulus=99), 422, "unknown stimulus"),
+    (lambda a: a["ratings"][0].update(stimulus=-1), 422, "unknown stimulus"),
+    (lambda a: a["ratings"][0].update(stimulus="0"), 422, "unknown stimulus"),
+])
+def test_invalid_submissions_are_refused_and_store_nothing(mushra_test, mutate, status,
+                                                           message):
+    p = admit_participant(mushra_test, Arrival())
+    submit_trial(p, 0, _answers(p.trials[0], mushra_test.questions))
+    answers = _answers(p.trials[1], mushra_test.questions)
+    mutate(answers)
+    with pytest.raises(RatingError, match=message) as info:
+        submit_trial(p, 1, answers)
+    assert info.value.status == status
+    db.session.rollback()
+    assert _count() == 0 and p.trials[1].completed_at is None
+
+
+def test_categorical_scores_must_be_categories(acr_test):
+    p = admit_participant(acr_test, Arrival())
+    answers = _answers(p.trials[0], acr_test.questions, 3.5)
+    with pytest.raises(RatingError, match="not one of"):
+        submit_trial(p, 0, answers)
+
+
+def test_closed_test_refuses_answers(acr_test):
+    p = admit_participant(acr_test, Arrival())
+    acr_test.status = "closed"
+    db.session.commit()
+    with pytest.raises(RatingError, match="closed") as info:
+        submit_trial(p, 0, _answers(p.trials[0], acr_test.questions, 3))
+    assert info.value.status == 409
+
+
+def test_preview_ratings_are_never_stored(acr_test):
+    p = admit_participant(acr_test, Arrival(is_preview=True))
+    out = submit_trial(p, 0, _answers(p.trials[0], acr_test.questions, 3))
+    assert out.status == 200 and _count() == 0
+
+
+def test_ccr_scores_are_stored_processed_relative_to_reference(app, audio_dirs, tmp_path):
+    from mosplatform.config import load_definition
+    from mosplatform.services.importer import create_test
+    from tests.audiofixtures import ACR_YAML, write_definition
+
+    text = (ACR_YAML.replace("kind: acr", "kind: ccr").replace("scale: acr", "scale: ccr")
+            .replace("role: hidden_reference", "role: reference"))
+    test = create_test(load_definition(write_definition(tmp_path, text, audio_dirs, "c.yaml")),
+                       open_now=True, compute_sdr=False)
+    checked = set()
+    for _ in range(10):
+        p = admit_participant(test, Arrival())
+        trial = p.trials[0]
+        body = {"ratings": [{"stimulus": None, "question": q.key, "score": 2}
+                            for q in test.questions]}
+        submit_trial(p, 0, body)
+        rows = db.session.execute(select(Rating).where(Rating.trial_id == trial.id)).scalars()
+        for r in rows:
+            assert r.raw_score == 2
+            # "second is better by 2": processed second -> +2, processed first -> -2.
+            assert r.score == (-2 if trial.flipped else 2)
+            assert r.stimulus.condition.role != "reference"
+            checked.add(trial.flipped)
+    assert checked == {True, False}
+
+
+def test_events_are_stored_and_validated(mushra_test):
+    p = admit_participant(mushra_test, Arrival())
+    n = record_events(p, {"events": [
+        {"kind": "play", "trial": 0, "stimulus": 1, "t_ms": 12.5, "position_s": 0.25},
+        {"kind": "switch", "trial": 0, "stimulus": 2, "t_ms": 40.0}]})
+    assert n == 2
+    with pytest.raises(RatingError, match="unknown event kind"):
+        record_events(p, {"events": [{"kind": "drop table"}]})
