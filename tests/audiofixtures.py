@@ -56,10 +56,10 @@ questions:
     label: {{en: Basic audio quality, ja: 音質}}
     scale: mushra
 conditions:
-  - {{key: ref, role: reference}}
-  - {{key: hidden, role: hidden_reference}}
-  - {{key: lp35, role: low_anchor}}
-  - {{key: lp70, role: mid_anchor}}
+  - {{key: openref, role: reference}}
+  - {{key: hiddenref, role: hidden_reference}}
+  - {{key: lowpass35, role: low_anchor}}
+  - {{key: lowpass70, role: mid_anchor}}
   - {{key: sysA, folder: {sysA}}}
   - {{key: sysB, folder: {sysB}}}
 stimuli:

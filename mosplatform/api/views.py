@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import abort, current_app, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
+from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import ValidationError
 
 from ..extensions import csrf, db
@@ -17,16 +18,27 @@ from ..services.ratings import RatingError, record_events, submit_trial
 from . import bp
 
 
+MAX_TRIAL_NUMBER = 100_000  # far above any test; keeps path integers in the INTEGER range
+
+
 def _json_body():  # type: ignore[no-untyped-def]
     limit = int(current_app.config.get("API_MAX_BYTES", 256 * 1024))
     if request.content_length is not None and request.content_length > limit:
         abort(413, description=f"request body over {limit} bytes")
-    raw = request.get_data(cache=True)
+    # Bounds the read of a chunked body too: never more than limit + 1 bytes in memory.
+    request.max_content_length = limit
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        abort(413, description=f"request body over {limit} bytes")
     if len(raw) > limit:
         abort(413, description=f"request body over {limit} bytes")
     if not request.is_json:
         abort(415, description="send Content-Type: application/json")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly nested arrays or objects
+        body = None
     if body is None:
         abort(400, description="body is not valid JSON")
     return body
@@ -41,6 +53,8 @@ def _participant(token: str):  # type: ignore[no-untyped-def]
 
 
 def _check_csrf(body: object) -> None:
+    if not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return
     token = request.headers.get("X-CSRFToken")
     if not token and isinstance(body, dict):
         token = body.get("csrf_token")
@@ -56,6 +70,8 @@ def submit_trial_view(token: str, number: int):  # type: ignore[no-untyped-def]
     body = _json_body()
     _check_csrf(body)
     participant = _participant(token)
+    if not 1 <= number <= MAX_TRIAL_NUMBER:
+        return jsonify(error="no such trial"), 404
     try:
         outcome = submit_trial(participant, number - 1, body,
                                request.headers.get("Idempotency-Key"))
@@ -79,3 +95,11 @@ def events(token: str):  # type: ignore[no-untyped-def]
         db.session.rollback()
         return jsonify(error=exc.message), exc.status
     return jsonify(ok=True, stored=n)
+
+
+@bp.get("/openapi.json")
+def openapi():  # type: ignore[no-untyped-def]
+    """The OpenAPI description of this API (see :mod:`mosplatform.openapi`)."""
+    from ..openapi import openapi_spec
+
+    return jsonify(openapi_spec(int(current_app.config.get("API_MAX_BYTES", 256 * 1024))))
