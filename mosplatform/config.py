@@ -352,6 +352,10 @@ class TestDefinition(Strict):
                 raise ValueError(
                     f"MUSHRA allows at most 12 rated conditions per trial, got {len(rated)}"
                 )
+            if len(self.questions) != 1:
+                raise ValueError(
+                    "a MUSHRA test asks exactly one question per trial page (BS.1534-3); "
+                    "make a second test for a second attribute")
             for q in self.questions:
                 if not isinstance(q.resolved_scale(), ContinuousScale):
                     raise ValueError(
