@@ -47,6 +47,10 @@ class DefaultConfig:
     USE_X_ACCEL_REDIRECT = False
     X_ACCEL_PREFIX = "/_protected_media/"
     LOGIN_RATE_LIMIT = 10  # failed attempts per username+address per 5 minutes
+    # Where relative audio paths in uploaded or pasted definitions start (default: cwd).
+    IMPORT_ROOT: str | None = None
+    # Base URL for participant links behind a proxy (default: the request's host).
+    PUBLIC_URL: str | None = None
 
 
 # --------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 PG_URL = os.environ.get("MOSPLATFORM_TEST_PG_URL",
@@ -60,6 +61,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_schema_url")
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose every request runs in its own application context.
+
+    The ``app`` fixture keeps a context pushed so tests can use ``db.session``; without
+    this, Flask would reuse that context for requests and share ``g`` (the logged-in
+    user, the language) and the database session between requests and clients, which
+    production never does.
+    """
+
+    def open(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 def make_app(db_url: str, tmp_path: Path, **extra: object):  # type: ignore[no-untyped-def]
     from mosplatform import create_app
     from mosplatform.extensions import db
@@ -74,6 +89,7 @@ def make_app(db_url: str, tmp_path: Path, **extra: object):  # type: ignore[no-u
     }
     config.update(extra)
     app = create_app(config)
+    app.test_client_class = IsolatedClient
     with app.app_context():
         db.create_all()
     return app

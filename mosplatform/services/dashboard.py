@@ -11,7 +11,7 @@ casts one vote for that cell.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -317,7 +317,7 @@ def progress_summary(test: Test) -> dict[str, Any]:
     return {
         "test": test.id,
         "status": test.status,
-        "participants": counts.__dict__.copy(),
+        "participants": asdict(counts),
         "votes": vote_table(test).to_json(),
         "trial_time": {"n": timing.n, "median_s": timing.median_s, "q1_s": timing.q1_s,
                        "q3_s": timing.q3_s},
@@ -327,27 +327,51 @@ def progress_summary(test: Test) -> dict[str, Any]:
     }
 
 
-def participant_rows(test: Test, include_preview: bool = False) -> list[dict[str, Any]]:
-    """One summary row per participant for the participants list, newest first."""
-    done = dict(db.session.execute(
-        select(Trial.participant_id, func.count())
-        .join(Participant, Participant.id == Trial.participant_id)
-        .where(Participant.test_id == test.id, Trial.completed_at.is_not(None))
-        .group_by(Trial.participant_id)).all())
-    total = dict(db.session.execute(
-        select(Trial.participant_id, func.count())
-        .join(Participant, Participant.id == Trial.participant_id)
-        .where(Participant.test_id == test.id).group_by(Trial.participant_id)).all())
-    stmt = select(Participant).where(Participant.test_id == test.id) \
-        .order_by(Participant.started_at.desc(), Participant.id.desc())
+def participant_rows(test: Test, include_preview: bool = False, limit: int | None = None,
+                     offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Summary rows for the participants list, newest first, and how many there are.
+
+    Parameters
+    ----------
+    test : Test
+    include_preview : bool
+        Also list preview participants.
+    limit, offset : int
+        The page of rows to return (all rows when ``limit`` is None).
+
+    Returns
+    -------
+    rows : list of dict
+        ``participant``, ``trials_done``, ``trials_total`` and ``screening_failed``
+        (the checks this participant failed).
+    total : int
+        Number of participants over all pages.
+    """
+    where = [Participant.test_id == test.id]
     if not include_preview:
-        stmt = _real(stmt)
+        where.append(Participant.is_preview.is_(False))
+    total = db.session.execute(select(func.count()).select_from(Participant).where(*where)
+                               ).scalar_one()
+    stmt = select(Participant).where(*where) \
+        .order_by(Participant.started_at.desc(), Participant.id.desc()).offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    page = list(db.session.execute(stmt).scalars())
+    ids = [p.id for p in page]
+    done: dict[int, int] = {}
+    assigned: dict[int, int] = {}
+    if ids:
+        for pid, n_all, n_done in db.session.execute(
+            select(Trial.participant_id, func.count(), func.count(Trial.completed_at))
+            .where(Trial.participant_id.in_(ids)).group_by(Trial.participant_id)
+        ).all():
+            assigned[pid], done[pid] = n_all, n_done
     rows = []
-    for p in db.session.execute(stmt).scalars():
+    for p in page:
         failed = [k for k, v in (p.screening or {}).items() if screening_passed(v) is False]
         rows.append({"participant": p, "trials_done": done.get(p.id, 0),
-                     "trials_total": total.get(p.id, 0), "screening_failed": failed})
-    return rows
+                     "trials_total": assigned.get(p.id, 0), "screening_failed": failed})
+    return rows, int(total)
 
 
 def participant_answers(participant: Participant) -> list[dict[str, Any]]:
