@@ -27,6 +27,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "separate": ("separation.cli", "separate_command"),
     "train-system": ("separation.systems.cli", "train_system_command"),
     "render-system": ("separation.systems.cli", "render_system_command"),
+    "speech-data": ("separation.systems.cli", "speech_data_command"),
 }
 
 

@@ -185,7 +185,14 @@ def _prepare(definition: TestDefinition, planned: list[PlannedItem], media_root:
     for item in tqdm(planned, desc="preparing stimuli", unit="item", disable=not progress):
         files = {f"item {item.key}, condition {k}": p for k, p in item.files.items()
                  if p is not None}
+        label_role = {f"item {item.key}, condition {k}": roles[k] for k in item.files}
         found = checks.check_audio(files, clip_threshold=clip_threshold)
+        # A system that outputs (near) silence is a valid, bad system: keep it and warn.
+        # Silent references, anchors' sources and mixtures are errors.
+        silent_systems = [p for p in found if p.kind == "silence"
+                          and label_role.get(p.label) == "system"]
+        warnings.extend(str(p) for p in silent_systems)
+        found = [p for p in found if p not in silent_systems]
         if found:
             problems.extend(str(p) for p in found)
             continue

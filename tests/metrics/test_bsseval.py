@@ -1,0 +1,224 @@
+"""BSS Eval v4/v3 against museval's stored outputs (tests/metrics/make_fixtures.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from mosplatform.metrics import bss_eval, bss_eval_v3, bss_eval_v4, frame_bounds, framewise_sdr
+from mosplatform.metrics.bsseval import _block_levinson
+
+
+def _load_cases():
+    """The shared case generator (also loaded by conftest.py under the same name)."""
+    name = "mosplatform_metrics_test_cases"
+    if name not in sys.modules:
+        path = Path(__file__).with_name("bsseval_cases.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+cases = _load_cases()
+METRICS = ("SDR", "ISR", "SIR", "SAR")
+TOLERANCE_DB = 1e-4
+# Above this, a ratio is set by floating-point rounding (e.g. the interference of an
+# estimate equal to its reference, ~1e-14 of the signal): museval and any other
+# implementation then print different large numbers. Such values must stay large.
+ROUNDING_REGIME_DB = 200.0
+
+
+@pytest.fixture(scope="module")
+def ours(generated_cases):
+    out = {}
+    for name, (case, refs, ests) in generated_cases.items():
+        out[name] = bss_eval(refs, ests, window=case.window, hop=case.hop,
+                             filter_length=case.filter_length, mode=case.mode)
+    return out
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("case", [c.name for c in cases.CASES])
+def test_matches_museval(case, metric, ours, museval_reference):
+    expected = museval_reference[f"{case}__{metric}"]
+    got = ours[case][metric]
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(expected))
+    regular = np.isfinite(expected) & (np.abs(expected) < ROUNDING_REGIME_DB)
+    np.testing.assert_allclose(got[regular], expected[regular], rtol=0, atol=TOLERANCE_DB)
+    rounding = np.isfinite(expected) & ~regular
+    assert np.all(got[rounding] > ROUNDING_REGIME_DB)
+
+
+def test_fixture_cases_cover_what_the_issue_asks(museval_reference):
+    names = {c.name for c in cases.CASES}
+    kinds = {c.kind for c in cases.CASES}
+    assert {"equal", "scaled_filtered", "interference", "noise", "silent_frames"} <= kinds
+    assert {1, 2} == {c.channels for c in cases.CASES}
+    assert {"v3", "v4"} == {c.mode for c in cases.CASES}
+    assert any(c.sr == 44100 and c.filter_length == 512 for c in cases.CASES)
+    # silent frames really are NaN in museval, and a trailing partial frame is dropped
+    # (a reference silent in frame 1, an estimate in frame 4; half a frame is not silent)
+    silent = np.isnan(museval_reference["stereo_silent_frames__SDR"])
+    np.testing.assert_array_equal(silent.all(axis=0), [False, True, False, False, True])
+    assert not silent.any(axis=0)[3]
+    assert museval_reference["stereo_mix_8k__SDR"].shape[1] == 4  # 4.3 s of 1 s frames
+    assert "stereo_4src_44k" in names
+
+
+def test_framewise_sdr_is_the_v4_sdr(generated_cases, museval_reference):
+    case, refs, ests = generated_cases["stereo_silent_frames"]
+    got = framewise_sdr(refs, ests, window=case.window, hop=case.hop)
+    np.testing.assert_allclose(got, museval_reference["stereo_silent_frames__SDR"],
+                               atol=TOLERANCE_DB, rtol=0)
+
+
+def test_v3_and_v4_wrappers(generated_cases):
+    case, refs, ests = generated_cases["stereo_v3"]
+    kwargs = dict(window=case.window, hop=case.hop, filter_length=64)
+    v4 = bss_eval_v4(refs, ests, **kwargs)
+    v3 = bss_eval_v3(refs, ests, **kwargs)
+    np.testing.assert_allclose(v3.sdr, v4.sdr)  # SDR does not depend on the filters
+    assert not np.allclose(v3.sir, v4.sir)
+    assert (v4.mode, v3.mode) == ("v4", "v3")
+
+
+def test_one_target_with_all_references_equals_the_full_evaluation(generated_cases):
+    # The metrics of source j depend only on all references and estimate j.
+    case, refs, ests = generated_cases["stereo_4src_44k"]
+    full = bss_eval_v4(refs, ests)
+    for j in (0, 2):
+        order = [j] + [i for i in range(len(refs)) if i != j]
+        single = bss_eval_v4(refs[order], ests[j][None])
+        for metric in METRICS:
+            np.testing.assert_allclose(single[metric][0], full[metric][j], atol=1e-9, rtol=0)
+
+
+def test_frame_bounds_follow_museval_framing():
+    # floor((N - W + H) / H) frames starting at t * H; the partial frame is dropped
+    np.testing.assert_array_equal(frame_bounds(10, 4, 4), [[0, 4], [4, 8]])
+    np.testing.assert_array_equal(frame_bounds(10, 4, 3), [[0, 4], [3, 7], [6, 10]])
+    np.testing.assert_array_equal(frame_bounds(10, 10, 10), [[0, 10]])
+    np.testing.assert_array_equal(frame_bounds(7, 100, 100), [[0, 7]])
+    np.testing.assert_array_equal(frame_bounds(7, None, None), [[0, 7]])
+    with pytest.raises(ValueError):
+        frame_bounds(10, 0, 4)
+
+
+def test_silent_sources_and_bad_shapes_are_refused():
+    rng = np.random.default_rng(0)
+    refs = rng.standard_normal((2, 4000, 2))
+    with pytest.raises(ValueError, match="reference"):
+        bss_eval_v4(np.stack([refs[0], np.zeros_like(refs[1])]), refs, window=2000, hop=2000)
+    with pytest.raises(ValueError, match="estimated"):
+        bss_eval_v4(refs, np.stack([refs[0], np.zeros_like(refs[1])]), window=2000, hop=2000)
+    with pytest.raises(ValueError, match="same shape"):
+        bss_eval_v4(refs, refs[:, :, :1], window=2000, hop=2000)
+    with pytest.raises(ValueError, match="mode"):
+        bss_eval(refs, refs, mode="v2")
+
+
+def test_estimates_are_padded_or_cut_like_museval_evaluate():
+    rng = np.random.default_rng(1)
+    refs = rng.standard_normal((2, 6000, 1))
+    ests = refs + 0.1 * rng.standard_normal(refs.shape)
+    kwargs = dict(window=2000, hop=2000, filter_length=32)
+    longer = np.concatenate([ests, rng.standard_normal((2, 500, 1))], axis=1)
+    np.testing.assert_allclose(bss_eval_v4(refs, longer, **kwargs).sar,
+                               bss_eval_v4(refs, ests, **kwargs).sar)
+    with pytest.raises(ValueError):
+        bss_eval_v4(refs, longer, pad=False, **kwargs)
+
+
+def test_block_levinson_against_dense_solve():
+    rng = np.random.default_rng(2)
+    n, p, m = 40, 3, 4
+    x = rng.standard_normal((p, 4000))
+    # covariance sequence of a real multichannel signal: SPD block Toeplitz
+    blocks = np.stack([x[:, : 4000 - k] @ x[:, k:].T for k in range(n)])
+    dense = np.block([[blocks[a - b] if a >= b else blocks[b - a].T for b in range(n)]
+                      for a in range(n)])
+    rhs = rng.standard_normal((n, p, m))
+    expected = scipy.linalg.solve(dense, rhs.reshape(n * p, m), assume_a="pos")
+    got = _block_levinson(blocks[None], rhs[None])[0].reshape(n * p, m)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_singular_gram_falls_back_without_failing():
+    # Two identical references make the Gram matrix singular; museval then relies on
+    # its solver's fallbacks. SDR (filter-free) must still be exact.
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal((3000, 1))
+    refs = np.stack([ref, ref])
+    ests = refs + 0.1 * rng.standard_normal(refs.shape)
+    res = bss_eval_v4(refs, ests, window=1000, hop=1000, filter_length=16)
+    expected = 10 * np.log10((refs[0, :1000] ** 2).sum() / ((ests - refs)[0, :1000] ** 2).sum())
+    assert res.sdr[0, 0] == pytest.approx(expected, abs=1e-9)
+    assert res.sdr.shape == (2, 3)
+
+
+def test_result_object():
+    rng = np.random.default_rng(4)
+    refs = rng.standard_normal((2, 3000, 2))
+    res = bss_eval_v4(refs, refs + 0.05 * refs[::-1], window=1000, hop=1000, filter_length=8)
+    assert set(res.as_dict()) == set(METRICS)
+    assert res["sdr"] is res.sdr
+    assert res.n_frames == 3 and res.window == 1000 and res.filter_length == 8
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 1_500_000])
+@pytest.mark.parametrize("case", ["stereo_mix_8k", "stereo_silent_frames"])
+def test_long_track_path_recomputing_spectra(case, keep_bytes, generated_cases,
+                                             museval_reference, monkeypatch):
+    # Long tracks keep the spectra of their first frames only (here none, or one
+    # frame) and transform the others a second time.
+    from mosplatform.metrics import bsseval
+
+    monkeypatch.setattr(bsseval, "_KEEP_SPECTRA_BYTES", keep_bytes)
+    monkeypatch.setattr(bsseval, "_CHUNK_BYTES", 1)  # one frame per chunk
+    spec, refs, ests = generated_cases[case]
+    res = bss_eval_v4(refs, ests, window=spec.window, hop=spec.hop)
+    for metric in METRICS:
+        expected = museval_reference[f"{case}__{metric}"]
+        finite = np.isfinite(expected)
+        np.testing.assert_allclose(res[metric][finite], expected[finite], atol=TOLERANCE_DB)
+
+
+@pytest.mark.parametrize("n, length, max_lag", [(1000, 50, 16), (700, 700, 32), (90, 30, 8)])
+def test_block_correlations_against_direct_sums(n, length, max_lag):
+    from mosplatform.metrics.bsseval import _contiguous_correlations, _lagged_correlations
+
+    rng = np.random.default_rng(5)
+    refs = rng.standard_normal((2, n, 2))
+    ests = rng.standard_normal((1, n, 2))
+    x = refs.transpose(0, 2, 1).reshape(4, n)
+    y = np.concatenate([x, ests.transpose(0, 2, 1).reshape(2, n)])
+    expected = np.array([[[np.dot(x[p, : n - m], y[q, m:]) for q in range(6)]
+                          for p in range(4)] for m in range(max_lag)])
+    nfft = length + max_lag - 1
+    got, _ = _contiguous_correlations(refs, ests, max_lag, length, n // length, nfft, 0)
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+    np.testing.assert_allclose(_lagged_correlations(refs, ests, max_lag), expected, atol=1e-9)
+
+
+def test_frames_shorter_than_the_filters():
+    # 100-sample frames with 128 taps: a lag can cross several frames, so the frames
+    # cannot serve as correlation blocks (museval comparison: the fixture case
+    # mono_frames_shorter_than_filters); here the shapes and the filter-free SDR.
+    rng = np.random.default_rng(6)
+    refs = rng.standard_normal((2, 3000, 1))
+    ests = refs + 0.3 * refs[::-1] + 0.1 * rng.standard_normal(refs.shape)
+    short = bss_eval_v4(refs, ests, window=100, hop=100, filter_length=128)
+    assert short.sdr.shape == (2, 30)
+    expected = [10 * np.log10((refs[j, :100] ** 2).sum() / ((ests - refs)[j, :100] ** 2).sum())
+                for j in range(2)]
+    np.testing.assert_allclose(short.sdr[:, 0], expected)
+    assert np.all(np.isfinite(short.sir))
