@@ -107,7 +107,7 @@ def test_random_source_items_follow_seed(app, dirs, tmp_path):
 
 def test_problems_are_all_reported_and_nothing_is_stored(app, dirs, tmp_path):
     # Break several files in different ways.
-    sf.write(dirs["sysA"] / "track00" / "vocals.wav", np.zeros((96000, 2)), 32000)  # silent
+    sf.write(dirs["reference"] / "track00" / "vocals.wav", np.zeros((96000, 2)), 32000)  # silent
     sf.write(dirs["sysB"] / "track01" / "bass.wav",
              np.ones((96000, 2), dtype=np.float32), 32000)  # clipped
     (dirs["sysA"] / "track01" / "vocals.wav").write_bytes(b"not audio")  # unreadable
@@ -121,6 +121,15 @@ def test_problems_are_all_reported_and_nothing_is_stored(app, dirs, tmp_path):
         assert kind in text, text
     assert db.session.scalar(select(func.count()).select_from(Test)) == 0
     assert db.session.scalar(select(func.count()).select_from(Item)) == 0
+
+
+def test_silent_system_output_is_kept_with_a_warning(app, dirs, tmp_path):
+    # A system that outputs silence is a valid (bad) condition, unlike a silent reference.
+    sf.write(dirs["sysA"] / "track00" / "vocals.wav", np.zeros((96000, 2)), 32000)
+    d = load_definition(write_definition(tmp_path, MUSHRA_YAML, dirs, "m.yaml"))
+    test = create_test(d, compute_sdr=False)
+    assert any("silence" in w and "sysA" in w for w in test.settings["import_warnings"])
+    assert db.session.scalar(select(func.count()).select_from(Stimulus)) == 24
 
 
 def test_missing_system_folder_is_reported(app, dirs, tmp_path):
