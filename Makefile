@@ -59,11 +59,24 @@ test: install-test postgres
 lint: install-test
 	$(VENV)/bin/ruff check .
 
-bench: install-test postgres
+# The museval/fast_bss_eval reference implementations live in their own environment
+# (museval needs ffmpeg); only the SDR benchmark uses them.
+.venv-bench/bin/python:
+	command -v ffmpeg >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q ffmpeg; }
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet museval==0.4.1 fast_bss_eval==0.1.4
+
+bench: install-test postgres .venv-bench/bin/python
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+	$(PY) bench/sdr.py
 	$(PY) bench/report.py
+	$(PY) bench/admin_progress.py
+	$(PY) bench/audio_engine.py
 	$(PY) bench/separation_rtf.py
+	$(PY) bench/train_variants.py
+	$(PY) bench/systems_sdr.py
 	$(PY) bench/load/run.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info test-output
+	rm -rf $(VENV) .venv-bench build dist *.egg-info test-output
