@@ -7,8 +7,9 @@ leaking participant tokens, no framing, and errors that never show a stack trace
 from __future__ import annotations
 
 import gzip
+import re
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, abort, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 CSP = (
@@ -21,12 +22,30 @@ COMPRESSIBLE = ("text/html", "application/json", "text/css", "application/javasc
                 "text/javascript", "text/csv", "image/svg+xml")
 
 
+# NUL and other control characters never belong in a URL; PostgreSQL cannot even store NUL.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _has_control_chars() -> bool:
+    if _CONTROL_CHARS.search(request.path):
+        return True
+    if any(_CONTROL_CHARS.search(k) or _CONTROL_CHARS.search(v)
+           for k, v in request.args.items(multi=True)):
+        return True
+    return bool(_CONTROL_CHARS.search(request.headers.get("User-Agent", "")))
+
+
 def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
 def init_app(app: Flask) -> None:
     """Install security headers, response compression and error handlers."""
+
+    @app.before_request
+    def _refuse_control_characters() -> None:
+        if _has_control_chars():
+            abort(400, description="control characters in the request")
 
     @app.after_request
     def _headers(resp: Response) -> Response:

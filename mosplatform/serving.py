@@ -1,10 +1,37 @@
-"""Run the app under gunicorn (production) or Flask's reloader (``--dev``)."""
+"""Run the app under gunicorn (production) or Flask's reloader (``--dev``).
+
+gunicorn runs ``gthread`` workers (processes x threads); every option can be set in
+the instance config or as ``MOSPLATFORM_SERVE_*`` environment variables:
+
+=============================  ==========================================  =========
+key                            meaning                                     default
+=============================  ==========================================  =========
+``SERVE_WORKERS``              worker processes                            2 x cores + 1 (max 9)
+``SERVE_THREADS``              threads per worker                          4
+``SERVE_TIMEOUT``              seconds before a silent worker is killed    60
+``SERVE_GRACEFUL_TIMEOUT``     seconds a worker may finish on restart      30
+``SERVE_KEEPALIVE``            keep-alive seconds (behind nginx: > its)    5
+``SERVE_MAX_REQUESTS``         recycle a worker after this many requests   5000
+``SERVE_ACCESS_LOG``           access log file, ``-`` for stdout           ``-``
+``SERVE_ERROR_LOG``            error log file, ``-`` for stderr            ``-``
+``SERVE_FORWARDED_ALLOW_IPS``  proxies trusted for X-Forwarded-*           127.0.0.1
+=============================  ==========================================  =========
+
+Signals (gunicorn): ``HUP`` reloads the configuration and replaces the workers
+gracefully (in-flight requests finish), ``TERM`` stops gracefully, ``USR1`` reopens
+the log files (logrotate), ``TTIN``/``TTOU`` add or remove a worker.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+from pathlib import Path
 from typing import Any
+
+# Request time in microseconds (%(D)s) makes the access log usable for latency checks;
+# the query string is left out because participant links carry external ids.
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(D)sus "%(a)s"'
 
 
 def default_workers() -> int:
@@ -14,24 +41,57 @@ def default_workers() -> int:
 
 def gunicorn_options(host: str, port: int, workers: int | None, threads: int | None,
                      access_log: bool) -> dict[str, Any]:
+    """gunicorn settings from the arguments, then the app config, then defaults.
+
+    Parameters
+    ----------
+    host, port : str, int
+        Address to bind.
+    workers, threads : int, optional
+        Override ``SERVE_WORKERS`` / ``SERVE_THREADS``.
+    access_log : bool
+        Write the access log (to ``SERVE_ACCESS_LOG``, default stdout).
+
+    Returns
+    -------
+    dict
+        gunicorn setting name -> value.
+    """
     from . import create_app
 
-    app_cfg = create_app().config
-    workers = workers or app_cfg.get("SERVE_WORKERS") or default_workers()
-    threads = threads or app_cfg.get("SERVE_THREADS") or 4
+    cfg = create_app().config
+
+    def setting(key: str, default: Any) -> Any:
+        value = cfg.get(key)
+        return default if value in (None, "") else value
+
+    workers = workers or setting("SERVE_WORKERS", None) or default_workers()
+    threads = threads or setting("SERVE_THREADS", 4)
+    # Worker heartbeats go to a RAM-backed folder where there is one: a busy disk
+    # must not make the master think a healthy worker hung.
+    tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK) \
+        else None
     return {
         "bind": f"{host}:{port}",
         "workers": int(workers),
         "threads": int(threads),
         "worker_class": "gthread",
-        "timeout": 60,
-        "graceful_timeout": 30,
-        "keepalive": 5,
-        "max_requests": 5000,
-        "max_requests_jitter": 500,
-        "accesslog": "-" if access_log else None,
-        "errorlog": "-",
-        "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        "timeout": int(setting("SERVE_TIMEOUT", 60)),
+        "graceful_timeout": int(setting("SERVE_GRACEFUL_TIMEOUT", 30)),
+        "keepalive": int(setting("SERVE_KEEPALIVE", 5)),
+        "max_requests": int(setting("SERVE_MAX_REQUESTS", 5000)),
+        "max_requests_jitter": int(setting("SERVE_MAX_REQUESTS", 5000)) // 10,
+        "accesslog": str(setting("SERVE_ACCESS_LOG", "-")) if access_log else None,
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "errorlog": str(setting("SERVE_ERROR_LOG", "-")),
+        "forwarded_allow_ips": str(setting("SERVE_FORWARDED_ALLOW_IPS",
+                                           os.environ.get("FORWARDED_ALLOW_IPS",
+                                                          "127.0.0.1"))),
+        "worker_tmp_dir": tmp_dir,
+        "proc_name": f"mosplatform:{port}",
+        # gunicorn >= 24 opens a control socket at one fixed path per user; several app
+        # servers on one machine would fight over it, and nothing here uses it.
+        "control_socket_disable": True,
     }
 
 
@@ -50,7 +110,8 @@ def serve(host: str = "127.0.0.1", port: int = 5000, workers: int | None = None,
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for key, value in options.items():
-                if value is not None:
+                # Skip settings this gunicorn version does not know.
+                if value is not None and key in self.cfg.settings:
                     self.cfg.set(key, value)
 
         def load(self) -> Any:

@@ -8,15 +8,17 @@ Answers: 200 ``{"ok": true, "next_url": ...}`` or 4xx ``{"error": "..."}``.
 
 from __future__ import annotations
 
-from flask import abort, current_app, jsonify, request, url_for
+from flask import abort, current_app, g, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
+from sqlalchemy import select
+from sqlalchemy.orm import defer, joinedload
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import ValidationError
 
 from ..extensions import csrf, db
+from ..models import Participant, Test
 from ..services.ratings import RatingError, record_events, submit_trial
 from . import bp
-
 
 MAX_TRIAL_NUMBER = 100_000  # far above any test; keeps path integers in the INTEGER range
 
@@ -25,8 +27,9 @@ def _json_body():  # type: ignore[no-untyped-def]
     limit = int(current_app.config.get("API_MAX_BYTES", 256 * 1024))
     if request.content_length is not None and request.content_length > limit:
         abort(413, description=f"request body over {limit} bytes")
-    # Bounds the read of a chunked body too: never more than limit + 1 bytes in memory.
-    request.max_content_length = limit
+    # Bounds the read of a chunked body too: at most limit + 1 bytes are read, and
+    # reading that many means the body is too large.
+    request.max_content_length = limit + 1
     try:
         raw = request.get_data(cache=True)
     except RequestEntityTooLarge:
@@ -44,12 +47,24 @@ def _json_body():  # type: ignore[no-untyped-def]
     return body
 
 
-def _participant(token: str):  # type: ignore[no-untyped-def]
-    from ..participant.views import current_tokens, load_participant
+def _participant(token: str) -> Participant:
+    """The participant of ``token``, if this browser session holds it (else 403).
+
+    One query, with the test joined and its large JSON columns deferred: the API never
+    needs the definition, and decoding it on every call was the hot path's main cost.
+    """
+    from ..participant.views import current_tokens
 
     if token not in current_tokens():
         abort(403, description="this browser session does not belong to that participant")
-    return load_participant(token)
+    participant = db.session.execute(
+        select(Participant).where(Participant.token == token).options(
+            joinedload(Participant.test).options(defer(Test.definition), defer(Test.settings)))
+    ).scalar_one_or_none()
+    if participant is None:
+        abort(404, description="This link is not valid.")
+    g.lang = participant.language
+    return participant
 
 
 def _check_csrf(body: object) -> None:

@@ -17,16 +17,17 @@ from flask import Response, abort, current_app, request, send_file
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import TrialStimulus
+from ..models import Participant, Stimulus, Trial, TrialStimulus
 from . import bp
 
 CACHE_SECONDS = 7 * 24 * 3600
 
 
-def _owned(ts: TrialStimulus) -> bool:
+def _owned(participant_token: str) -> bool:
+    """Whether this browser session opened the participant's link."""
     from ..participant.views import current_tokens
 
-    return ts.trial.participant.token in current_tokens()
+    return participant_token in current_tokens()
 
 
 def _etag(token: str, content_hash: str) -> str:
@@ -37,11 +38,16 @@ def _etag(token: str, content_hash: str) -> str:
 def stimulus(token: str) -> Response:
     if len(token) > 64:
         abort(404)
-    ts = db.session.execute(
-        select(TrialStimulus).where(TrialStimulus.token == token)).scalar_one_or_none()
-    if ts is None or not _owned(ts):
+    # One query: the stimulus and the token of the participant the audio was issued to.
+    row = db.session.execute(
+        select(Stimulus.path, Stimulus.content_hash, Participant.token)
+        .join(TrialStimulus, TrialStimulus.stimulus_id == Stimulus.id)
+        .join(Trial, Trial.id == TrialStimulus.trial_id)
+        .join(Participant, Participant.id == Trial.participant_id)
+        .where(TrialStimulus.token == token)).one_or_none()
+    if row is None or not _owned(row.token):
         abort(404, description="no such audio")
-    stim = ts.stimulus
+    stim = row
     root = Path(current_app.config["MEDIA_ROOT"]).resolve()
     path = (root / stim.path).resolve()
     if root not in path.parents or not path.is_file():
@@ -68,7 +74,6 @@ def stimulus(token: str) -> Response:
 @bp.get("/check/<token>/<int:trial>/<int:option>")
 def check(token: str, trial: int, option: int) -> Response:
     """A headphone-screening signal; the answer stays on the server."""
-    from ..models import Participant
     from ..participant.views import current_tokens
     from ..services import headphone
 

@@ -15,8 +15,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import (
@@ -36,6 +37,9 @@ from ..models import (
 EVENT_KINDS = {"play", "pause", "switch", "loop", "seek", "page_load", "heard", "ended",
                "visibility", "error", "calibration", "headphone"}
 MAX_EVENTS_PER_BATCH = 500
+MAX_STIMULUS_POSITION = 1024  # far above the 12 + reference a trial page can show
+MAX_IDEMPOTENCY_KEY = 80
+INT32_MAX = 2**31 - 1
 
 
 class RatingError(Exception):
@@ -53,11 +57,29 @@ class Outcome:
     body: dict[str, Any]
 
 
+def _finite_float(value: Any) -> float | None:
+    """``value`` as a finite float, or None (booleans, strings, huge integers, NaN, inf)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        out = float(value)
+    except OverflowError:  # an integer beyond the float range
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _small_int(value: Any, lo: int, hi: int) -> int | None:
+    """``value`` if it is an integer (not a boolean) in ``[lo, hi]``, else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        return None
+    return value
+
+
 def _validate_score(question: Question, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RatingError(f"question '{question.key}': score must be a number")
-    score = float(value)
-    if not math.isfinite(score):
+    score = _finite_float(value)
+    if score is None:
         raise RatingError(f"question '{question.key}': score must be finite")
     scale = question.scale
     if scale["type"] == "categorical":
@@ -79,14 +101,17 @@ def _parse(trial: Trial, questions: list[Question], payload: Any) -> dict[tuple[
         raise RatingError("body must be a JSON object with a 'ratings' list", 400)
     rated_positions = sorted(ts.position for ts in trial.stimuli if ts.position >= 0)
     kind = trial.participant.test.kind
-    pair_level = kind in (TestKind.ccr.value, TestKind.ab.value) and trial.kind != "training"
+    if trial.kind == ItemKind.training.value:
+        # Training answers are discarded (BS.1534-3); accept whatever the page sends.
+        return {}
+    pair_level = kind in (TestKind.ccr.value, TestKind.ab.value)
     by_key = {q.key: q for q in questions}
     answers: dict[tuple[int, int], float] = {}
     for entry in payload["ratings"]:
         if not isinstance(entry, dict):
             raise RatingError("each rating must be an object {stimulus, question, score}", 400)
         qkey = entry.get("question")
-        if qkey not in by_key:
+        if not isinstance(qkey, str) or qkey not in by_key:
             raise RatingError(f"unknown question {qkey!r}")
         q = by_key[qkey]
         pos = entry.get("stimulus")
@@ -133,12 +158,9 @@ def _listening(payload: dict[str, Any]) -> dict[int, tuple[float | None, int | N
     for entry in payload.get("listening") or []:
         if not isinstance(entry, dict) or not isinstance(entry.get("stimulus"), int):
             continue
-        heard = entry.get("heard_s")
-        plays = entry.get("plays")
-        out[entry["stimulus"]] = (
-            float(heard) if isinstance(heard, (int, float)) and math.isfinite(heard) else None,
-            int(plays) if isinstance(plays, int) and not isinstance(plays, bool) else None,
-        )
+        # Reported by the page, informative only: unusable values are stored as unknown.
+        out[entry["stimulus"]] = (_finite_float(entry.get("heard_s")),
+                                  _small_int(entry.get("plays"), 0, INT32_MAX))
     return out
 
 
@@ -168,8 +190,11 @@ def submit_trial(participant: Participant, position: int, payload: Any,
         With a status of 400, 404, 409 or 422 and a message for the participant.
     """
     if idempotency_key:
-        if len(idempotency_key) > 80:
-            raise RatingError("Idempotency-Key is too long (max 80 characters)", 400)
+        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise RatingError(
+                f"Idempotency-Key is too long (max {MAX_IDEMPOTENCY_KEY} characters)", 400)
+        if not all("!" <= ch <= "~" for ch in idempotency_key):
+            raise RatingError("Idempotency-Key must be printable ASCII without spaces", 400)
         prior = db.session.execute(select(IdempotencyRecord).where(
             IdempotencyRecord.participant_id == participant.id,
             IdempotencyRecord.key == idempotency_key)).scalar_one_or_none()
@@ -180,9 +205,10 @@ def submit_trial(participant: Participant, position: int, payload: Any,
         raise RatingError("this participation has ended", 403)
     if test.status != TestStatus.open.value and not participant.is_preview:
         raise RatingError(f"the test is {test.status}; answers are no longer accepted", 409)
-    trial = db.session.execute(select(Trial).where(
+    # The trial with its stimuli in one query (no lazy load on the hot path).
+    trial = db.session.execute(select(Trial).options(joinedload(Trial.stimuli)).where(
         Trial.participant_id == participant.id, Trial.position == position)
-    ).scalar_one_or_none()
+    ).unique().scalar_one_or_none()
     if trial is None:
         raise RatingError("no such trial", 404)
     questions = list(test.questions)
@@ -204,13 +230,16 @@ def submit_trial(participant: Participant, position: int, payload: Any,
     store = trial.kind != ItemKind.training.value and not participant.is_preview
     now = utcnow()
     try:
-        if store:
+        if store and rows:
+            # One multi-row INSERT; the unique constraint still refuses a second copy.
+            values = []
             for stim_id, qid, score, raw in rows:
                 heard, plays = listening.get(pos_of.get(stim_id, -9), (None, None))
-                db.session.add(Rating(participant_id=participant.id, trial_id=trial.id,
-                                      stimulus_id=stim_id, question_id=qid, score=score,
-                                      raw_score=raw, created_at=now,
-                                      listening_time_s=heard, play_count=plays))
+                values.append({"participant_id": participant.id, "trial_id": trial.id,
+                               "stimulus_id": stim_id, "question_id": qid, "score": score,
+                               "raw_score": raw, "created_at": now,
+                               "listening_time_s": heard, "play_count": plays})
+            db.session.execute(insert(Rating), values)
         trial.completed_at = now
         body = {"ok": True, "stored": len(rows) if store else 0, "next": next_url_position}
         if idempotency_key:
@@ -255,27 +284,42 @@ def record_events(participant: Participant, payload: Any) -> int:
     events = payload["events"]
     if len(events) > MAX_EVENTS_PER_BATCH:
         raise RatingError(f"at most {MAX_EVENTS_PER_BATCH} events per request", 413)
-    trial_ids = {t.position: t.id for t in participant.trials}
-    stored = 0
+    # Validate the whole batch before adding anything: a refused batch stores nothing.
     for ev in events:
-        if not isinstance(ev, dict) or ev.get("kind") not in EVENT_KINDS:
-            raise RatingError(f"unknown event kind {ev.get('kind') if isinstance(ev, dict) else ev!r}"
+        if not isinstance(ev, dict) or not isinstance(ev.get("kind"), str) \
+                or ev["kind"] not in EVENT_KINDS:
+            kind = ev.get("kind") if isinstance(ev, dict) else ev
+            raise RatingError(f"unknown event kind {str(kind)[:40]!r}"
                               f"; expected one of {sorted(EVENT_KINDS)}")
-        trial_pos = ev.get("trial")
         stim = ev.get("stimulus")
-        t_ms = ev.get("t_ms")
+        if stim is not None and _small_int(stim, -1, MAX_STIMULUS_POSITION) is None:
+            raise RatingError(f"event stimulus must be null or a page position, not "
+                              f"{str(stim)[:40]!r}")
+    positions = {ev.get("trial") for ev in events
+                 if _small_int(ev.get("trial"), 0, INT32_MAX) is not None}
+    trial_ids: dict[int, int] = {}
+    if positions:
+        trial_ids = dict(db.session.execute(select(Trial.position, Trial.id).where(
+            Trial.participant_id == participant.id, Trial.position.in_(positions))).all())
+    now = utcnow()
+    rows = []
+    for ev in events:
+        trial_pos = ev.get("trial")
         data = ev.get("data") if isinstance(ev.get("data"), dict) else {}
-        if "position_s" in ev and isinstance(ev["position_s"], (int, float)):
-            data = {**data, "position_s": float(ev["position_s"])}
-        db.session.add(Event(
-            participant_id=participant.id,
-            trial_id=trial_ids.get(trial_pos) if isinstance(trial_pos, int) else None,
-            kind=ev["kind"],
-            stimulus_position=stim if isinstance(stim, int) and not isinstance(stim, bool) else None,
-            payload=data,
-            client_time_ms=float(t_ms) if isinstance(t_ms, (int, float))
-            and not isinstance(t_ms, bool) and math.isfinite(t_ms) else None,
-        ))
-        stored += 1
-    db.session.commit()
-    return stored
+        position_s = _finite_float(ev.get("position_s"))
+        if position_s is not None:
+            data = {**data, "position_s": position_s}
+        rows.append({
+            "participant_id": participant.id,
+            "trial_id": trial_ids.get(trial_pos)
+            if _small_int(trial_pos, 0, INT32_MAX) is not None else None,
+            "kind": ev["kind"],
+            "stimulus_position": ev.get("stimulus"),
+            "payload": data,
+            "client_time_ms": _finite_float(ev.get("t_ms")),
+            "created_at": now,
+        })
+    if rows:
+        db.session.execute(insert(Event), rows)  # one multi-row INSERT
+        db.session.commit()
+    return len(rows)

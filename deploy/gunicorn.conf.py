@@ -1,0 +1,28 @@
+# Example gunicorn configuration for one mosplatform app server, for running gunicorn
+# directly (`gunicorn -c deploy/gunicorn.conf.py "mosplatform:create_app()"`) instead of
+# `mosplatform serve`, which applies the same settings from MOSPLATFORM_SERVE_* (see
+# mosplatform/serving.py). Database and media come from the environment:
+#   MOSPLATFORM_DATABASE_URL=postgresql://mos@127.0.0.1/mosplatform
+#   MOSPLATFORM_INSTANCE_PATH=/srv/mosplatform/instance
+#   MOSPLATFORM_USE_X_ACCEL_REDIRECT=true
+import multiprocessing
+import os
+
+bind = f"127.0.0.1:{os.environ.get('PORT', '8001')}"
+worker_class = "gthread"
+# Threads hide database waits; processes use the cores. Each thread may hold one
+# database connection: workers x threads x app servers must stay below PostgreSQL's
+# max_connections (the app's pool: DB_POOL_SIZE + DB_MAX_OVERFLOW per worker).
+workers = int(os.environ.get("WORKERS", min(2 * multiprocessing.cpu_count() + 1, 9)))
+threads = int(os.environ.get("THREADS", 4))
+timeout = 60
+graceful_timeout = 30  # on HUP/TERM, in-flight requests get this long to finish
+keepalive = 75  # longer than nginx's upstream keepalive_timeout (60 s)
+max_requests = 5000
+max_requests_jitter = 500
+worker_tmp_dir = "/dev/shm"
+forwarded_allow_ips = "127.0.0.1"
+accesslog = "-"
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(D)sus "%(a)s"'
+errorlog = "-"
+proc_name = f"mosplatform:{bind.rsplit(':', 1)[-1]}"

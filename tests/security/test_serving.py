@@ -1,0 +1,92 @@
+"""gunicorn settings come from the configuration layers, with safe defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from mosplatform.serving import ACCESS_LOG_FORMAT, default_workers, gunicorn_options
+
+
+def test_options_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("MOSPLATFORM_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("MOSPLATFORM_SERVE_WORKERS", "3")
+    monkeypatch.setenv("MOSPLATFORM_SERVE_THREADS", "6")
+    monkeypatch.setenv("MOSPLATFORM_SERVE_TIMEOUT", "45")
+    monkeypatch.setenv("MOSPLATFORM_SERVE_ACCESS_LOG", '"/var/log/mos/access.log"')
+    opts = gunicorn_options("127.0.0.1", 8123, None, None, access_log=True)
+    assert opts["bind"] == "127.0.0.1:8123"
+    assert (opts["workers"], opts["threads"], opts["timeout"]) == (3, 6, 45)
+    assert opts["worker_class"] == "gthread" and opts["graceful_timeout"] > 0
+    assert opts["accesslog"] == "/var/log/mos/access.log"
+    assert opts["access_log_format"] == ACCESS_LOG_FORMAT and "%(q)s" not in ACCESS_LOG_FORMAT
+    # Command-line arguments win over the configuration; no access log when asked.
+    opts = gunicorn_options("0.0.0.0", 80, 2, 16, access_log=False)
+    assert (opts["workers"], opts["threads"], opts["accesslog"]) == (2, 16, None)
+
+
+def test_defaults(monkeypatch, tmp_path):
+    monkeypatch.setenv("MOSPLATFORM_INSTANCE_PATH", str(tmp_path))
+    opts = gunicorn_options("127.0.0.1", 5000, None, None, access_log=True)
+    assert opts["workers"] == default_workers() and 3 <= opts["workers"] <= 9
+    assert opts["threads"] == 4 and opts["accesslog"] == "-"
+    assert opts["max_requests"] > 0 and opts["max_requests_jitter"] > 0
+
+
+@pytest.mark.slow
+def test_hup_replaces_workers_gracefully_and_keeps_serving(tmp_path):
+    """A real `mosplatform serve`: SIGHUP starts new workers; requests keep succeeding."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSPLATFORM_")}
+    env.update(MOSPLATFORM_INSTANCE_PATH=str(tmp_path / "instance"),
+               MOSPLATFORM_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}",
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen([sys.executable, "-m", "mosplatform.cli", "serve", "--port",
+                             str(port), "--workers", "2", "--threads", "2", "--no-access-log"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def workers() -> set[int]:
+        try:
+            text = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text()
+        except OSError:
+            return set()
+        return {int(p) for p in text.split()}
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 60
+        while not (healthy() and len(workers()) == 2) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        before = workers()
+        assert len(before) == 2 and healthy()
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        ok = 0
+        while time.monotonic() < deadline:
+            ok += healthy()
+            now = workers()
+            if len(now) == 2 and not now & before:
+                break
+            time.sleep(0.2)
+        assert len(workers()) == 2 and not workers() & before, "workers were not replaced"
+        assert healthy() and ok > 0
+        assert proc.poll() is None  # the master never went down
+    finally:
+        proc.terminate()
+        proc.wait(30)
