@@ -16,11 +16,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from ..extensions import db
 from ..models import (
-    Condition,
     ConditionRole,
     Item,
     ItemKind,
@@ -193,25 +192,9 @@ def assign_trials(test: Test, participant: Participant) -> list[Trial]:
     chosen = [regular[k] for k in order[:n_trials]]
     chosen = [chosen[k] for k in rng.permutation(len(chosen))]
 
-    trials: list[Trial] = []
-    position = 0
-
-    def add_trial(item: Item, stimuli: list[Stimulus], kind_: str, ref: Stimulus | None,
-                  flipped: bool = False) -> None:
-        nonlocal position
-        trial_seed = int(rng.integers(0, 2**31 - 1))
-        trial = Trial(participant_id=participant.id, item_id=item.id, position=position,
-                      kind=kind_, seed=trial_seed, flipped=flipped)
-        db.session.add(trial)
-        db.session.flush()
-        for pos, stim in enumerate(stimuli):
-            db.session.add(TrialStimulus(trial_id=trial.id, stimulus_id=stim.id, position=pos,
-                                         token=new_token()))
-        if ref is not None:
-            db.session.add(TrialStimulus(trial_id=trial.id, stimulus_id=ref.id, position=-1,
-                                         token=new_token()))
-        trials.append(trial)
-        position += 1
+    # Trials are planned in memory, then written with one flush and one bulk insert,
+    # so the section that holds the assignment lock stays short.
+    planned: list[tuple[Item, list[Stimulus], str, Stimulus | None, bool]] = []
 
     def rated_stimuli(item: Item) -> list[Stimulus]:
         stims = by_item.get(item.id, {})
@@ -223,12 +206,14 @@ def assign_trials(test: Test, participant: Participant) -> list[Trial]:
         return by_item.get(item.id, {}).get(reference.id)
 
     # Training: all conditions of one item; ratings are discarded (BS.1534-3).
-    if design.get("training", True):
+    training = design.get("training", True)
+    if training:
         training_item = next((i for i in test.items if i.kind == ItemKind.training.value),
                              regular[int(rng.integers(len(regular)))])
         stims = rated_stimuli(training_item)
         stims = [stims[k] for k in rng.permutation(len(stims))]
-        add_trial(training_item, stims, ItemKind.training.value, ref_stimulus(training_item))
+        planned.append((training_item, stims, ItemKind.training.value,
+                        ref_stimulus(training_item), False))
 
     seen_conditions: Counter[int] = Counter()
     for item in chosen:
@@ -238,11 +223,11 @@ def assign_trials(test: Test, participant: Participant) -> list[Trial]:
         if kind == TestKind.mushra.value:
             max_n = int(design.get("max_conditions_per_trial", 12))
             stims = [stims[k] for k in rng.permutation(len(stims))][:max_n]
-            add_trial(item, stims, ItemKind.regular.value, ref_stimulus(item))
+            planned.append((item, stims, ItemKind.regular.value, ref_stimulus(item), False))
         elif kind == TestKind.ab.value:
             pair = _least_filled_pair(stims, counts, item, rng)
             counts.update({(item.id, s.id): 1 for s in pair})
-            add_trial(item, pair, ItemKind.regular.value, ref_stimulus(item))
+            planned.append((item, pair, ItemKind.regular.value, ref_stimulus(item), False))
         else:
             jitter = rng.random(len(stims))
             k = min(range(len(stims)), key=lambda j: (
@@ -260,19 +245,34 @@ def assign_trials(test: Test, participant: Participant) -> list[Trial]:
                 # Half the pairs put the processed signal first (P.800 Annex E).
                 flipped = bool(rng.integers(2))
                 pair = [stim, ref] if flipped else [ref, stim]
-                add_trial(item, pair, ItemKind.regular.value, None, flipped=flipped)
+                planned.append((item, pair, ItemKind.regular.value, None, flipped))
             else:
-                add_trial(item, [stim], ItemKind.regular.value,
-                          ref if kind == TestKind.dcr.value else None)
+                planned.append((item, [stim], ItemKind.regular.value,
+                                ref if kind == TestKind.dcr.value else None, False))
 
     # Quality-control clips at random positions after the first regular trial.
-    first_regular = 1 if design.get("training", True) else 0
+    head, body = planned[:int(training)], planned[int(training):]
     for qc in qc_items:
         stim = by_item.get(qc.id, {}).get(-1)
         if stim is None:
             continue
-        add_trial(qc, [stim], qc.kind, None)
-    _shuffle_qc(trials, first_regular, rng)
+        slot = int(rng.integers(1, len(body) + 1)) if body else 0
+        body.insert(slot, (qc, [stim], qc.kind, None, False))
+    planned = head + body
+
+    trials = [Trial(participant_id=participant.id, item_id=item.id, position=pos, kind=kind_,
+                    seed=int(rng.integers(0, 2**31 - 1)), flipped=flipped)
+              for pos, (item, _, kind_, _, flipped) in enumerate(planned)]
+    db.session.add_all(trials)
+    db.session.flush()
+    rows = []
+    for trial, (_, stims, _, ref, _) in zip(trials, planned, strict=True):
+        rows += [{"trial_id": trial.id, "stimulus_id": st.id, "position": pos,
+                  "token": new_token()} for pos, st in enumerate(stims)]
+        if ref is not None:
+            rows.append({"trial_id": trial.id, "stimulus_id": ref.id, "position": -1,
+                         "token": new_token()})
+    db.session.execute(insert(TrialStimulus), rows)
     return trials
 
 
@@ -286,24 +286,3 @@ def _least_filled_pair(stims: list[Stimulus], counts: Counter[tuple[int, int]], 
     if rng.integers(2):
         pair.reverse()
     return pair
-
-
-def _shuffle_qc(trials: list[Trial], first_regular: int, rng: np.random.Generator) -> None:
-    """Move QC trials to random positions among the regular ones (never first)."""
-    qc = [t for t in trials if t.kind in (ItemKind.gold.value, ItemKind.trap.value)]
-    if not qc:
-        return
-    head = trials[:first_regular]
-    body = [t for t in trials[first_regular:] if t not in qc]
-    for t in qc:
-        slot = int(rng.integers(1, len(body) + 1)) if body else 0
-        body.insert(slot, t)
-    ordered = head + body
-    # Positions are unique per participant: move out of the way, then renumber.
-    for t in ordered:
-        t.position = t.position + 100000
-    db.session.flush()
-    for pos, t in enumerate(ordered):
-        t.position = pos
-    db.session.flush()
-    trials[:] = ordered

@@ -106,7 +106,7 @@ def ratings_frame(test: Test, include_preview: bool = False) -> pd.DataFrame:
     df.loc[qc, "condition"] = "qc:" + df.loc[qc, "item_kind"]
     df.loc[qc, "role"] = df.loc[qc, "item_kind"]
     df["expected_score"] = [
-        (exp or {}).get(q) for exp, q in zip(df["expected"], df["question"])]
+        (exp or {}).get(q) for exp, q in zip(df["expected"], df["question"], strict=True)]
     limits = {}
     for q in test.questions:
         if q.scale["type"] == "categorical":

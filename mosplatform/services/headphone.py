@@ -73,7 +73,7 @@ def record_answers(participant: Participant, form: MultiDict[str, str]) -> None:
             given.append(int(form.get(f"check_{t}", "-1")))
         except ValueError:
             given.append(-1)
-    correct = sum(int(a == b) for a, b in zip(given, truth))
+    correct = sum(int(a == b) for a, b in zip(given, truth, strict=True))
     screening = dict(participant.screening or {})
     screening["headphone_check"] = {"kind": kind, "correct": correct, "of": N_CHECK_TRIALS,
                                     "passed": correct >= PASS_THRESHOLD}
