@@ -16,6 +16,7 @@ from mosplatform.config import load_definition
 from mosplatform.extensions import db
 from mosplatform.models import Event, IdempotencyRecord, Participant, Rating, Trial
 from mosplatform.services.importer import create_test
+from tests.audiofixtures import ACR_YAML as _ACR_YAML
 from tests.audiofixtures import MUSHRA_YAML as _MUSHRA_YAML
 from tests.audiofixtures import make_musdb, write_definition
 
@@ -23,24 +24,8 @@ MUSHRA_YAML = _MUSHRA_YAML.replace("{{start: 0.5, duration: 2.0}}", "{{start: 0.
                                    ).replace("sample_rate: 32000", "sample_rate: 24000")
 
 # As tests.audiofixtures.ACR_YAML, smaller (1 s excerpts at 16 kHz) to keep setup fast.
-ACR_YAML = """
-name: Security ACR
-kind: acr
-questions:
-  - {{key: accuracy, label: Separation accuracy, scale: acr}}
-  - {{key: contamination, label: Contamination, scale: acr}}
-conditions:
-  - {{key: truth, role: hidden_reference}}
-  - {{key: sysA, folder: {sysA}}}
-  - {{key: sysB, folder: {sysB}}}
-stimuli:
-  type: folders
-  reference: {reference}
-  items: track_random_source
-  excerpt: {{start: 0.2, duration: 1.0}}
-preparation: {{sample_rate: 16000, fade_ms: 10}}
-design: {{trials_per_participant: 2, training: false, calibration: false}}
-"""
+ACR_YAML = _ACR_YAML.replace("{{start: 0.5, duration: 2.0}}", "{{start: 0.2, duration: 1.0}}"
+                             ).replace("sample_rate: 32000", "sample_rate: 16000")
 
 TRIAL_CONFIG = re.compile(
     r'<script type="application/json" id="trial-config">(.*?)</script>', re.S)
