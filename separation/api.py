@@ -15,6 +15,9 @@ from .checkpoint import load_checkpoint, model_from_checkpoint
 from .data import AUDIO_EXTENSIONS, fit_channels, read_audio, resample, write_audio
 from .train import resolve_device
 
+# Registry names of the mask-based systems (issue 9), rendered by systems.render.
+MASK_SYSTEMS = ("unet", "query", "tagbox")
+
 
 @dataclass
 class SeparationResult:
@@ -69,6 +72,21 @@ class Separator:
                  progress: bool = True) -> None:
         self.device = resolve_device(device)
         package = load_checkpoint(checkpoint)
+        self._system = None
+        if package["model"] in MASK_SYSTEMS:
+            # U-Net, query-based and TAGBOX systems separate mono spectrogram masks
+            # their own way; the renderer gives them the same interface.
+            from .systems.render import SystemRenderer
+
+            self._system = SystemRenderer(checkpoint, progress=progress)
+            self.model = self._system.model
+            self.meta = dict(package.get("meta", {}))
+            self.model_name = package["model"]
+            self.sources = list(self._system.sources)
+            self.sample_rate = self._system.sample_rate
+            self.audio_channels = 1
+            self.progress = progress
+            return
         self.model = model_from_checkpoint(package, self.device)
         self.meta = dict(package.get("meta", {}))
         self.model_name = package["model"]
@@ -87,6 +105,8 @@ class Separator:
 
         Returns source name -> ``(time, channels)`` at the input's rate and channel count.
         """
+        if self._system is not None:
+            return self._system.separate_array(audio, sample_rate)
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim == 1:
             audio = audio[:, None]
