@@ -73,6 +73,8 @@ bench: install-test postgres .venv-bench/bin/python
 	$(PY) bench/report.py
 	$(PY) bench/admin_progress.py
 	$(PY) bench/audio_engine.py
+	$(PY) bench/audio_prep.py
+	$(PY) bench/excerpt_sweep.py
 	$(PY) bench/separation_rtf.py
 	$(PY) bench/train_variants.py
 	$(PY) bench/systems_sdr.py
