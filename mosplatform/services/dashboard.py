@@ -19,14 +19,12 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import (
-    Condition,
     ConditionRole,
     Event,
     Item,
     ItemKind,
     Participant,
     ParticipantStatus,
-    Question,
     Rating,
     Stimulus,
     Test,
@@ -376,25 +374,17 @@ def participant_rows(test: Test, include_preview: bool = False, limit: int | Non
 
 def participant_answers(participant: Participant) -> list[dict[str, Any]]:
     """The stored ratings of one participant with item, condition and question keys."""
-    rows = db.session.execute(
-        select(Rating, Trial.position, Trial.kind, Item.key, Item.source, Condition.key,
-               Condition.role, Question.key, TrialStimulus.position)
-        .join(Trial, Trial.id == Rating.trial_id)
-        .join(Stimulus, Stimulus.id == Rating.stimulus_id)
-        .join(Item, Item.id == Stimulus.item_id)
-        .join(Question, Question.id == Rating.question_id)
-        .outerjoin(Condition, Condition.id == Stimulus.condition_id)
-        .outerjoin(TrialStimulus, (TrialStimulus.trial_id == Trial.id)
-                   & (TrialStimulus.stimulus_id == Stimulus.id))
-        .where(Rating.participant_id == participant.id)
-        .order_by(Trial.position, TrialStimulus.position, Question.position)
-    ).all()
-    return [{"trial": pos + 1, "trial_kind": tkind, "item": ikey, "source": source,
-             "condition": ckey or f"qc:{tkind}", "role": role, "question": qkey,
-             "score": r.score, "raw_score": r.raw_score, "stimulus_position": spos,
-             "listening_time_s": r.listening_time_s, "play_count": r.play_count,
-             "rated_at": r.created_at}
-            for r, pos, tkind, ikey, source, ckey, role, qkey, spos in rows]
+    from .export import ratings_frame
+
+    df = ratings_frame(participant.test, include_preview=True, participant_id=participant.id)
+    df = df.astype(object).where(df.notna(), None)
+    return [{"trial": int(r["trial_position"]) + 1, "trial_kind": r["item_kind"],
+             "item": r["item"], "source": r["source"], "condition": r["condition"],
+             "role": r["role"], "question": r["question"], "score": r["score"],
+             "raw_score": r["raw_score"], "stimulus_position": r["condition_position"],
+             "listening_time_s": r["listening_time_s"], "play_count": r["play_count"],
+             "rated_at": r["rated_at"]}
+            for r in df.to_dict("records")]
 
 
 def participant_events(participant: Participant, limit: int = 2000) -> list[Event]:

@@ -54,8 +54,17 @@ def resolve_test(ref: str) -> Test:
     return test
 
 
-def ratings_frame(test: Test, include_preview: bool = False) -> pd.DataFrame:
+def ratings_frame(test: Test, include_preview: bool = False,
+                  participant_id: int | None = None) -> pd.DataFrame:
     """The long-format ratings table of ``test``.
+
+    Parameters
+    ----------
+    test : Test
+    include_preview : bool
+        Include preview participants (their ratings are never stored; kept for symmetry).
+    participant_id : int, optional
+        Only this participant's ratings (the admin's per-participant view).
 
     Returns
     -------
@@ -95,6 +104,8 @@ def ratings_frame(test: Test, include_preview: bool = False) -> pd.DataFrame:
     )
     if not include_preview:
         stmt = stmt.where(Participant.is_preview.is_(False))
+    if participant_id is not None:
+        stmt = stmt.where(Participant.id == participant_id)
     result = db.session.execute(stmt)
     df = pd.DataFrame(result.all(), columns=list(result.keys()))
     if df.empty:
