@@ -1,0 +1,107 @@
+"""Server CPU per request of the participant flow, in process (no HTTP, no concurrency).
+
+    .venv/bin/python bench/load/endpoint_cost.py [PARTICIPANTS] [--profile]
+
+Walks N participants through the real views with Flask's test client on SQLite and
+prints the mean time per endpoint. The anchor is the sum over one rating's requests
+(trial page, media, events, ratings, resume redirect): its inverse is the single-core
+ceiling of rating submissions per second that the load harness (``bench/load/run.py``)
+approaches under concurrency.
+"""
+
+from __future__ import annotations
+
+import collections
+import cProfile
+import json
+import pstats
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from mosplatform.config import load_definition  # noqa: E402
+from mosplatform.services.importer import create_test  # noqa: E402
+from tests.audiofixtures import ACR_YAML, make_musdb, write_definition  # noqa: E402
+from tests.conftest import make_app  # noqa: E402
+
+CONFIG = re.compile(r'id="trial-config">(.*?)</script>', re.S)
+PER_RATING = ("trial_get", "ratings", "resume", "events", "media")
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.times: dict[str, list[float]] = collections.defaultdict(list)
+
+    def __call__(self, name, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response = request(*args, **kwargs)
+        self.times[name].append(time.perf_counter() - started)
+        return response
+
+
+def walk(app, public_id: str, i: int, timed: Timer) -> None:  # type: ignore[no-untyped-def]
+    c = app.test_client()
+    r = timed("arrive", c.get, f"/t/{public_id}?PROLIFIC_PID=p{i}")
+    r = timed("resume", c.get, r.location)
+    welcome = r.location
+    timed("welcome_get", c.get, welcome)
+    r = timed("welcome_post", c.post, welcome, data={"consent": "yes"})
+    r = timed("instructions_post", c.post, r.location)
+    location = r.location
+    while True:
+        if "/trial/" not in location:
+            r = timed("resume", c.get, location)
+            if "/trial/" not in (r.location or ""):
+                return
+            location = r.location
+        page = timed("trial_get", c.get, location)
+        cfg = json.loads(CONFIG.search(page.get_data(as_text=True)).group(1))
+        for stimulus in cfg["stimuli"]:
+            timed("media", c.get, stimulus["url"])
+        events = [{"kind": "play", "stimulus": 0, "t_ms": 1.0}] * 4
+        timed("events", c.post, cfg["events_url"], json={"events": events})
+        body = {"ratings": [{"stimulus": 0, "question": q["key"], "score": 3}
+                            for q in cfg["questions"]]}
+        r = timed("ratings", c.post, cfg["submit_url"], json=body,
+                  headers={"Idempotency-Key": f"k{i}-{cfg['position']}"})
+        assert r.status_code == 200, r.get_data(as_text=True)
+        location = cfg["next_url"]
+
+
+def main() -> None:
+    n = next((int(a) for a in sys.argv[1:] if a.isdigit()), 20)
+    tmp = Path(tempfile.mkdtemp())
+    dirs = make_musdb(tmp / "audio", tracks=6, seconds=2.0)
+    app = make_app("sqlite:///" + str(tmp / "bench.sqlite"), tmp)
+    text = (ACR_YAML.replace("{{start: 0.5, duration: 2.0}}", "{{start: 0.2, duration: 1.0}}")
+            .replace("trials_per_participant: 2", "trials_per_participant: 6"))
+    with app.app_context():
+        test = create_test(load_definition(write_definition(tmp, text, dirs, "acr.yaml")),
+                           open_now=True, compute_sdr=False)
+        public_id = test.public_id
+    timed = Timer()
+    profile = cProfile.Profile()
+    profile.enable()
+    started = time.perf_counter()
+    for i in range(n):
+        walk(app, public_id, i, timed)
+    total = time.perf_counter() - started
+    profile.disable()
+    ratings = len(timed.times["ratings"])
+    print(f"{n} participants, {ratings} rating submissions in {total:.2f} s "
+          f"({ratings / total:.1f}/s, one thread, whole flow)")
+    for name, values in sorted(timed.times.items(), key=lambda kv: -sum(kv[1])):
+        print(f"{name:18s} n={len(values):4d} mean={1000 * sum(values) / len(values):6.2f} ms")
+    per_rating = sum(sum(timed.times[k]) for k in PER_RATING)
+    print(f"requests of one rating: {1000 * per_rating / ratings:.1f} ms -> "
+          f"{ratings / per_rating:.1f} ratings/s per core (anchor)")
+    if "--profile" in sys.argv:
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+
+
+if __name__ == "__main__":
+    main()
