@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from .. import i18n
 from ..extensions import db
@@ -18,7 +19,10 @@ EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "workerId", "participant", "pid", "externa
 
 def remember(participant: Participant) -> None:
     """Bind the participant to this browser (media tokens are checked against it)."""
-    tokens = dict(session.get("participants", {}))
+    known = session.get("participants", {})
+    if known.get(participant.test.public_id) == participant.token:
+        return  # unchanged: do not re-sign and re-send the cookie on every request
+    tokens = dict(known)
     tokens[participant.test.public_id] = participant.token
     session["participants"] = tokens
     session.permanent = True
@@ -30,7 +34,8 @@ def current_tokens() -> set[str]:
 
 def load_participant(token: str) -> Participant:
     participant = db.session.execute(
-        select(Participant).where(Participant.token == token)).scalar_one_or_none()
+        select(Participant).options(joinedload(Participant.test))
+        .where(Participant.token == token)).scalar_one_or_none()
     if participant is None:
         abort(404, description="This link is not valid.")
     g.lang = participant.language
