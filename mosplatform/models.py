@@ -231,6 +231,9 @@ class Stimulus(db.Model):
 
 class Participant(db.Model):
     __tablename__ = "participant"
+    # One participation per crowd worker and test: a double click on the study link
+    # cannot create two (NULL external ids are not compared).
+    __table_args__ = (UniqueConstraint("test_id", "external_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     test_id: Mapped[int] = mapped_column(ForeignKey("test.id", ondelete="CASCADE"), index=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import (
@@ -110,7 +111,15 @@ def admit_participant(test: Test, arrival: Arrival) -> Participant:
         seed=seed,
     )
     db.session.add(participant)
-    db.session.flush()  # SQLite: takes the write lock before we count
+    try:
+        db.session.flush()  # SQLite: takes the write lock before we count
+    except IntegrityError:
+        # The same crowd worker arrived twice at once: the first arrival won.
+        db.session.rollback()
+        existing = find_participant(test, arrival.external_id)
+        if existing is None:
+            raise
+        return existing
     assign_trials(test, participant)
     db.session.commit()
     return participant

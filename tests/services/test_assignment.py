@@ -87,3 +87,15 @@ def test_ccr_half_of_pairs_flipped(app, audio_dirs, tmp_path):
     flips = [t.flipped for _ in range(40) for t in admit_participant(test, Arrival()).trials]
     # 80 fair coin flips: outside [0.2, 0.8] with probability below 1e-7.
     assert 0.2 < sum(flips) / len(flips) < 0.8
+
+
+def test_same_external_id_twice_gives_one_participant(acr_test):
+    from sqlalchemy import func, select
+
+    from mosplatform.models import Participant
+
+    first = admit_participant(acr_test, Arrival(external_id="worker-1"))
+    again = admit_participant(acr_test, Arrival(external_id="worker-1"))
+    assert again.id == first.id
+    n = db.session.scalar(select(func.count()).select_from(Participant))
+    assert n == 1
