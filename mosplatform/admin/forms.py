@@ -7,7 +7,7 @@ plain ``csrf_token()`` hidden input, which the app-wide CSRFProtect checks.
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileSize
+from flask_wtf.file import FileField, FileRequired, FileSize
 from wtforms import BooleanField, HiddenField, PasswordField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
@@ -42,3 +42,8 @@ class CollaboratorForm(FlaskForm):
 class ExclusionForm(FlaskForm):
     action = HiddenField(validators=[DataRequired(), AnyOf(["exclude", "include"])])
     reason = StringField("Reason", validators=[DataRequired(), Length(max=500)])
+
+
+class UploadForm(FlaskForm):
+    archive = FileField("Archive of audio files (.zip, .tar, .tar.gz)",
+                        validators=[FileRequired(message="choose an archive to upload")])

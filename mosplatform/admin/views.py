@@ -33,10 +33,11 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 
 from ..config import DefinitionError, parse_definition_text
-from ..extensions import db
+from ..extensions import csrf, db
 from ..extensions import login as login_manager
 from ..models import AdminUser, Participant, Test
 from ..services import dashboard
+from ..services import uploads as upload_service
 from ..services.accounts import LoginThrottle, authenticate
 from ..services.assignment import Arrival, AssignmentError, admit_participant
 from ..services.export import events_frame, participants_frame, ratings_frame
@@ -48,6 +49,7 @@ from .forms import (
     LoginForm,
     NewTestForm,
     StatusForm,
+    UploadForm,
 )
 
 # A session cookie replayed from another address or browser loses its login.
@@ -66,6 +68,9 @@ REPORT_CSP = ("default-src 'none'; img-src 'self' data:; style-src 'self' 'unsaf
               "font-src 'self' data:; base-uri 'none'; form-action 'none'; "
               "frame-ancestors 'none'")
 THROTTLE_KEY = "mosplatform.login_throttle"
+# Largest archive upload (request body) on /admin/uploads; other routes keep
+# MAX_CONTENT_LENGTH. Override with UPLOAD_MAX_BYTES (MOSPLATFORM_UPLOAD_MAX_BYTES).
+UPLOAD_MAX_BYTES = 2 * 1024**3
 # Failed logins allowed from one address over all usernames, as a multiple of the
 # per-username limit (stops spraying one password over many names).
 ADDRESS_LIMIT_FACTOR = 5
@@ -543,3 +548,72 @@ def report_zip(test_id: int):  # type: ignore[no-untyped-def]
     buf.seek(0)
     return send_file(buf, mimetype="application/zip", as_attachment=True,
                      download_name=f"{_slug(test)}-report.zip", max_age=0)
+
+
+# --------------------------------------------------------------------------------------
+# Audio uploads
+# --------------------------------------------------------------------------------------
+
+
+def _uploads_root(user: AdminUser) -> Path:
+    """This admin's upload folder: instance/uploads/<user id> (admins never share one)."""
+    return Path(current_app.instance_path) / "uploads" / str(int(user.id))
+
+
+def _upload_limit() -> int:
+    return int(current_app.config.get("UPLOAD_MAX_BYTES", UPLOAD_MAX_BYTES))
+
+
+@bp.route("/uploads", methods=["GET", "POST"])
+@csrf.exempt  # the form checks its token itself, after the larger body limit is set
+def uploads():  # type: ignore[no-untyped-def]
+    user = _user()
+    root = _uploads_root(user)
+    problems: list[str] = []
+    status = 200
+    form: UploadForm
+    if request.method == "POST":
+        limit = _upload_limit()
+        if request.content_length is not None and request.content_length > limit:
+            abort(413, description=f"The upload is over {limit} bytes (UPLOAD_MAX_BYTES).")
+        # Raise Flask's MAX_CONTENT_LENGTH for this request only (also bounds chunked bodies).
+        request.max_content_length = limit
+        form = UploadForm()
+        if form.validate_on_submit():
+            upload = form.archive.data
+            try:
+                result = upload_service.extract_audio_archive(
+                    upload.stream, root,
+                    max_files=int(current_app.config.get("UPLOAD_MAX_FILES",
+                                                         upload_service.DEFAULT_MAX_FILES)),
+                    max_total_bytes=int(current_app.config.get(
+                        "UPLOAD_MAX_TOTAL_BYTES", upload_service.DEFAULT_MAX_TOTAL_BYTES)),
+                    max_file_bytes=int(current_app.config.get(
+                        "UPLOAD_MAX_FILE_BYTES", upload_service.DEFAULT_MAX_FILE_BYTES)),
+                    max_ratio=float(current_app.config.get(
+                        "UPLOAD_MAX_RATIO", upload_service.DEFAULT_MAX_RATIO)))
+            except upload_service.UploadError as exc:
+                problems = [str(exc)]
+                status = 422
+            else:
+                n_tracks = sum(len(t) for t in result.tracks.values())
+                flash(f"Uploaded {len(result.files)} files ({n_tracks} tracks) into "
+                      f"{result.name}.", "success")
+                return redirect(url_for("admin.uploads", folder=result.name))
+        else:
+            problems = [e for errs in form.errors.values() for e in errs]
+            status = 400
+    else:
+        form = UploadForm()
+    previous = upload_service.list_uploads(root)
+    shown = None
+    wanted = request.args.get("folder")
+    if wanted:
+        shown = next((u for u in previous if u.name == wanted), None)
+        if shown is None:
+            abort(404, description="No such upload.")
+    snippet = (upload_service.definition_snippet(shown.folder.resolve(), shown.tracks)
+               if shown else None)
+    return render_template("admin/uploads.html", form=form, problems=problems,
+                           uploads=previous, shown=shown, snippet=snippet,
+                           limit=_upload_limit()), status

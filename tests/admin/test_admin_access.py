@@ -44,6 +44,8 @@ CASES = [
     ("GET", "/admin/tests/new", None, "login", 200),
     ("POST", "/admin/tests/new", {}, "login", 422),
     ("POST", "/admin/logout", {}, "login", 302),
+    ("GET", "/admin/uploads", None, "login", 200),
+    ("POST", "/admin/uploads", {}, "login", 400),
     ("GET", "/admin/tests/{test}", None, "view", 200),
     ("GET", "/admin/tests/{test}/progress", None, "view", 200),
     ("GET", "/admin/tests/{test}/progress.json", None, "view", 200),
