@@ -222,3 +222,38 @@ def test_frames_shorter_than_the_filters():
                 for j in range(2)]
     np.testing.assert_allclose(short.sdr[:, 0], expected)
     assert np.all(np.isfinite(short.sir))
+
+
+@pytest.mark.parametrize("case", [c.name for c in cases.CASES])
+def test_threads_give_the_single_thread_results(case, generated_cases, ours):
+    # workers > 1 splits frequencies and frames between threads and runs the two filter
+    # fits side by side: only the order of a few sums may change.
+    spec, refs, ests = generated_cases[case]
+    threaded = bss_eval(refs, ests, window=spec.window, hop=spec.hop,
+                        filter_length=spec.filter_length, mode=spec.mode, workers=3)
+    for metric in METRICS:
+        one, many = ours[case][metric], threaded[metric]
+        np.testing.assert_array_equal(np.isnan(many), np.isnan(one))
+        np.testing.assert_array_equal(np.isposinf(many), np.isposinf(one))
+        regular = np.isfinite(one) & (np.abs(one) < ROUNDING_REGIME_DB)
+        np.testing.assert_allclose(many[regular], one[regular], rtol=0, atol=1e-10)
+        assert np.all(many[np.isfinite(one) & ~regular] > ROUNDING_REGIME_DB)
+
+
+def test_threads_with_recomputed_spectra_and_worker_counts(generated_cases, monkeypatch):
+    from mosplatform.metrics import bsseval
+
+    spec, refs, ests = generated_cases["stereo_silent_frames"]
+    kwargs = dict(window=spec.window, hop=spec.hop, filter_length=spec.filter_length)
+    one = bss_eval_v4(refs, ests, workers=1)  # default window: one frame per 44100
+    monkeypatch.setattr(bsseval, "_KEEP_SPECTRA_BYTES", 0)
+    monkeypatch.setattr(bsseval, "_CHUNK_BYTES", 1)  # one frame per chunk
+    framed_one = bss_eval_v3(refs, ests, **kwargs)
+    framed_all = bss_eval_v3(refs, ests, workers=-1, **kwargs)
+    np.testing.assert_allclose(framed_all.sar, framed_one.sar, rtol=0, atol=1e-10)
+    for workers in (2, -1, None):
+        res = bss_eval_v4(refs, ests, workers=workers)
+        for metric in METRICS:
+            np.testing.assert_allclose(res[metric], one[metric], rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="workers"):
+        bss_eval_v4(refs, ests, workers=0)
