@@ -157,13 +157,30 @@ def _excerpt_span(item: PlannedItem, sr: int, num_frames: int,
     return start, length, [], []
 
 
-def _read_all(item: PlannedItem, problems: list[str]) -> dict[str, tuple[np.ndarray, int]]:
+class _TrackFiles:
+    """Reads each file once per track: items of one track share the reference stems
+    (as conditions, interferers and for excerpt selection). Holds one track at a time."""
+
+    def __init__(self) -> None:
+        self.track: str | None = None
+        self.cache: dict[Path, tuple[np.ndarray, int]] = {}
+
+    def read(self, track: str, path: Path) -> tuple[np.ndarray, int]:
+        if track != self.track:
+            self.track, self.cache = track, {}
+        if path not in self.cache:
+            self.cache[path] = read_audio(path)
+        return self.cache[path]
+
+
+def _read_all(item: PlannedItem, files: _TrackFiles, problems: list[str]
+              ) -> dict[str, tuple[np.ndarray, int]]:
     audio: dict[str, tuple[np.ndarray, int]] = {}
     for key, path in item.files.items():
         if path is None:
             continue
         try:
-            audio[key] = read_audio(path)
+            audio[key] = files.read(item.track, path)
         except Exception as exc:  # noqa: BLE001 - report every unreadable file
             problems.append(f"item {item.key}, condition {key}: cannot read {path}: {exc}")
     return audio
@@ -182,6 +199,7 @@ def _prepare(definition: TestDefinition, planned: list[PlannedItem], media_root:
     roles = {c.key: c.role for c in definition.conditions}
     ref_key = next((k for k, r in roles.items() if r == "hidden_reference"),
                    next((k for k, r in roles.items() if r == "reference"), None))
+    track_files = _TrackFiles()
     for item in tqdm(planned, desc="preparing stimuli", unit="item", disable=not progress):
         files = {f"item {item.key}, condition {k}": p for k, p in item.files.items()
                  if p is not None}
@@ -196,14 +214,16 @@ def _prepare(definition: TestDefinition, planned: list[PlannedItem], media_root:
         if found:
             problems.extend(str(p) for p in found)
             continue
-        audio = _read_all(item, problems)
+        audio = _read_all(item, track_files, problems)
         if len(audio) != len(files):
             continue
         sr_in = next(iter(audio.values()))[1]
+        # The track's stems pick automatic excerpts and are the interferers for SIR.
         stems: dict[str, np.ndarray] = {}
-        for s, p in item.all_sources.items():
+        for s, p in (item.all_sources.items() if item.start == "auto" or compute_sdr
+                     else ()):
             try:
-                x, stem_sr = read_audio(p)
+                x, stem_sr = track_files.read(item.track, p)
             except Exception as exc:  # noqa: BLE001
                 problems.append(f"item {item.key}: cannot read reference stem {p}: {exc}")
                 continue
