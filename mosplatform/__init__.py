@@ -116,10 +116,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(media_bp, url_prefix="/media")
     app.register_blueprint(admin_bp, url_prefix="/admin")
 
-    from .cli import register_app_commands
-
-    register_app_commands(app)
-
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}

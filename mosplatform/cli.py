@@ -74,11 +74,6 @@ def cli() -> None:
     """mosplatform: MUSHRA and MOS listening tests for audio source separation."""
 
 
-def register_app_commands(app: Flask) -> None:
-    """Hook for the factory; the commands below live on the group itself."""
-    del app
-
-
 def _echo_error(message: str) -> None:
     click.secho(message, fg="red", err=True)
 

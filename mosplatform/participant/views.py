@@ -9,7 +9,7 @@ from sqlalchemy.orm import joinedload
 
 from .. import i18n
 from ..extensions import db
-from ..models import Participant, Test, TestStatus, Trial
+from ..models import Participant, Test, TestStatus
 from ..services import journey
 from ..services.assignment import Arrival, AssignmentError, admit_participant, find_participant
 from . import bp
@@ -219,7 +219,3 @@ def done(token: str):  # type: ignore[no-untyped-def]
                  completion_code=participant.completion_code,
                  redirect_url=journey.completion_redirect(participant))
 
-
-def trial_of(participant: Participant, number: int) -> Trial | None:
-    return db.session.execute(select(Trial).where(
-        Trial.participant_id == participant.id, Trial.position == number - 1)).scalar_one_or_none()
