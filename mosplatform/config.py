@@ -40,6 +40,9 @@ class DefaultConfig:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SECURE = False  # set MOSPLATFORM_SESSION_COOKIE_SECURE=true behind TLS
+    # The cookie is signed and sent again only when the session changes, not on every
+    # response (the participant API's hot path).
+    SESSION_REFRESH_EACH_REQUEST = False
     WTF_CSRF_TIME_LIMIT = None
     LANGUAGES = ("en", "ja")
     SERVE_WORKERS: int | None = None

@@ -21,16 +21,6 @@ DEFAULT_LANGUAGE = "en"
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "ja")
 
 
-def _candidate_dirs() -> list[Path]:
-    dirs: list[Path] = []
-    if has_app_context() and current_app.static_folder:
-        dirs.append(Path(current_app.static_folder) / "i18n")
-    here = Path(__file__).resolve().parent
-    dirs.append(here / "_resources" / "static" / "i18n")  # installed wheel
-    dirs.append(here.parent / "static" / "i18n")  # source checkout
-    return dirs
-
-
 @lru_cache(maxsize=16)
 def _load(folder: str, lang: str) -> dict[str, str]:
     path = Path(folder) / f"{lang}.json"
@@ -41,11 +31,34 @@ def _load(folder: str, lang: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def _folder() -> str:
-    for d in _candidate_dirs():
+@lru_cache(maxsize=16)
+def _find_folder(static_folder: str | None) -> str:
+    here = Path(__file__).resolve().parent
+    dirs = [Path(static_folder) / "i18n"] if static_folder else []
+    dirs += [here / "_resources" / "static" / "i18n",  # installed wheel
+             here.parent / "static" / "i18n"]  # source checkout
+    for d in dirs:
         if (d / f"{DEFAULT_LANGUAGE}.json").is_file():
             return str(d)
     raise FileNotFoundError("static/i18n/en.json not found")
+
+
+def _folder() -> str:
+    """The folder of the string files: the app's static folder, else the package's."""
+    return _find_folder(current_app.static_folder if has_app_context() else None)
+
+
+@lru_cache(maxsize=32)
+def _merged(folder: str, lang: str) -> dict[str, str]:
+    """English overlaid with ``lang``; cached, so callers must not modify it."""
+    merged = dict(_load(folder, DEFAULT_LANGUAGE))
+    if lang != DEFAULT_LANGUAGE:
+        merged.update(_load(folder, lang))
+    return merged
+
+
+def _supported(lang: str | None) -> str:
+    return lang if lang and lang in SUPPORTED_LANGUAGES else DEFAULT_LANGUAGE
 
 
 def strings(lang: str | None) -> dict[str, str]:
@@ -61,11 +74,7 @@ def strings(lang: str | None) -> dict[str, str]:
     dict of str to str
         A fresh dict that callers may pass to ``trial_config["strings"]``.
     """
-    folder = _folder()
-    merged = dict(_load(folder, DEFAULT_LANGUAGE))
-    if lang and lang != DEFAULT_LANGUAGE and lang in SUPPORTED_LANGUAGES:
-        merged.update(_load(folder, lang))
-    return merged
+    return dict(_merged(_folder(), _supported(lang)))
 
 
 def current_language() -> str:
@@ -85,7 +94,7 @@ def gettext(key: str, **values: Any) -> str:
 
 def translate(key: str, lang: str | None, **values: Any) -> str:
     """Like :func:`gettext` but for an explicit language (outside templates)."""
-    text = strings(lang).get(key, key)
+    text = _merged(_folder(), _supported(lang)).get(key, key)
     if values:
         try:
             return text.format(**values)

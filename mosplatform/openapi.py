@@ -167,6 +167,10 @@ def openapi_spec(api_max_bytes: int = 256 * 1024) -> dict[str, Any]:
                     "ratings": {"type": "array", "items": {"$ref": "#/components/schemas/Rating"}},
                     "listening": {"type": "array",
                                   "items": {"$ref": "#/components/schemas/Listening"}},
+                    "events": {"type": "array", "maxItems": MAX_EVENTS_PER_BATCH,
+                               "items": {"$ref": "#/components/schemas/Event"},
+                               "description": "Page events not yet sent; stored with the "
+                                              "ratings, or not at all if they are refused."},
                     "csrf_token": {"type": "string"},
                 },
             },
@@ -174,6 +178,7 @@ def openapi_spec(api_max_bytes: int = 256 * 1024) -> dict[str, Any]:
                 "type": "object", "required": ["ok", "stored", "next", "next_url"],
                 "properties": {"ok": {"const": True}, "stored": {"type": "integer"},
                                "next": {"type": "integer"}, "next_url": {"type": "string"},
+                               "next_trial": {"type": ["integer", "null"]},
                                "replayed": {"type": "boolean"}},
             },
             "EventBatch": {

@@ -69,8 +69,9 @@ def test_page_scripts_use_only_existing_keys():
 def test_strings_falls_back_to_english(tmp_path, monkeypatch):
     (tmp_path / "en.json").write_text(json.dumps({"a": "A", "b": "B {n}"}), encoding="utf-8")
     (tmp_path / "ja.json").write_text(json.dumps({"a": "エー"}), encoding="utf-8")
-    monkeypatch.setattr(i18n, "_candidate_dirs", lambda: [tmp_path])
+    monkeypatch.setattr(i18n, "_folder", lambda: str(tmp_path))
     i18n._load.cache_clear()
+    i18n._merged.cache_clear()
     try:
         assert i18n.strings("ja") == {"a": "エー", "b": "B {n}"}
         assert i18n.strings("xx") == {"a": "A", "b": "B {n}"}
@@ -79,6 +80,7 @@ def test_strings_falls_back_to_english(tmp_path, monkeypatch):
         assert i18n.translate("nope", "ja") == "nope"
     finally:
         i18n._load.cache_clear()
+        i18n._merged.cache_clear()
 
 
 def test_jinja_global_uses_g_lang():

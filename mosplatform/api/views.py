@@ -2,7 +2,8 @@
 
 ``POST /api/p/<token>/trial/<n>/ratings`` with ``X-CSRFToken`` and an optional
 ``Idempotency-Key`` header; body ``{"ratings": [{"stimulus", "question", "score"}],
-"listening": [...]}``. ``POST /api/p/<token>/events`` with ``{"events": [...]}``.
+"listening": [...], "events": [...]}`` (the page's pending events ride along with its
+answer and are stored in the same transaction). ``POST /api/p/<token>/events`` with ``{"events": [...]}``.
 Answers: 200 ``{"ok": true, "next_url": ...}`` or 4xx ``{"error": "..."}``.
 """
 
@@ -10,13 +11,11 @@ from __future__ import annotations
 
 from flask import abort, current_app, g, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
-from sqlalchemy import select
-from sqlalchemy.orm import defer, joinedload
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import ValidationError
 
 from ..extensions import csrf, db
-from ..models import Participant, Test
+from ..services.lookup import ParticipantRef, participant_ref
 from ..services.ratings import RatingError, record_events, submit_trial
 from . import bp
 
@@ -47,20 +46,17 @@ def _json_body():  # type: ignore[no-untyped-def]
     return body
 
 
-def _participant(token: str) -> Participant:
+def _participant(token: str) -> ParticipantRef:
     """The participant of ``token``, if this browser session holds it (else 403).
 
-    One query, with the test joined and its large JSON columns deferred: the API never
-    needs the definition, and decoding it on every call was the hot path's main cost.
+    One prebuilt query for the participant's and its test's columns (no ORM objects,
+    no definition JSON): this runs on every answer.
     """
     from ..participant.views import current_tokens
 
     if token not in current_tokens():
         abort(403, description="this browser session does not belong to that participant")
-    participant = db.session.execute(
-        select(Participant).where(Participant.token == token).options(
-            joinedload(Participant.test).options(defer(Test.definition), defer(Test.settings)))
-    ).scalar_one_or_none()
+    participant = participant_ref(token)
     if participant is None:
         abort(404, description="This link is not valid.")
     g.lang = participant.language
@@ -94,7 +90,12 @@ def submit_trial_view(token: str, number: int):  # type: ignore[no-untyped-def]
         db.session.rollback()
         return jsonify(error=exc.message), exc.status
     out = dict(outcome.body)
-    out["next_url"] = url_for("participant.resume", token=token)
+    following = out.get("next_trial")
+    # Straight to the next trial page; after the last, the journey decides (questionnaire,
+    # done page).
+    out["next_url"] = (url_for("participant.trial", token=token, number=following)
+                       if isinstance(following, int)
+                       else url_for("participant.resume", token=token))
     return jsonify(out), outcome.status
 
 

@@ -17,7 +17,8 @@ from flask import Response, abort, current_app, request, send_file
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Participant, Stimulus, Trial, TrialStimulus
+from ..models import Participant
+from ..services.lookup import media_row
 from . import bp
 
 CACHE_SECONDS = 7 * 24 * 3600
@@ -39,12 +40,7 @@ def stimulus(token: str) -> Response:
     if len(token) > 64:
         abort(404)
     # One query: the stimulus and the token of the participant the audio was issued to.
-    row = db.session.execute(
-        select(Stimulus.path, Stimulus.content_hash, Participant.token)
-        .join(TrialStimulus, TrialStimulus.stimulus_id == Stimulus.id)
-        .join(Trial, Trial.id == TrialStimulus.trial_id)
-        .join(Participant, Participant.id == Trial.participant_id)
-        .where(TrialStimulus.token == token)).one_or_none()
+    row = media_row(token)
     if row is None or not _owned(row.token):
         abort(404, description="no such audio")
     stim = row

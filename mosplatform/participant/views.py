@@ -5,19 +5,21 @@ from __future__ import annotations
 from flask import abort, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import defer, joinedload
 
 from .. import i18n
 from ..extensions import db
 from ..models import Participant, Test, TestStatus
 from ..services import journey
 from ..services.assignment import Arrival, AssignmentError, admit_participant, find_participant
+from ..services.lookup import ParticipantRef, participant_ref
+from ..services.testinfo import test_info
 from . import bp
 
 EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "workerId", "participant", "pid", "external_id")
 
 
-def remember(participant: Participant) -> None:
+def remember(participant: Participant | ParticipantRef) -> None:
     """Bind the participant to this browser (media tokens are checked against it)."""
     known = session.get("participants", {})
     if known.get(participant.test.public_id) == participant.token:
@@ -33,8 +35,14 @@ def current_tokens() -> set[str]:
 
 
 def load_participant(token: str) -> Participant:
+    """The participant of ``token`` with its test (404 if none); binds it to this browser.
+
+    The test's large JSON columns are not loaded: what the pages need of the
+    definition comes from :func:`test_info`, decoded once per process.
+    """
     participant = db.session.execute(
-        select(Participant).options(joinedload(Participant.test))
+        select(Participant).options(
+            joinedload(Participant.test).options(defer(Test.definition), defer(Test.settings)))
         .where(Participant.token == token)).scalar_one_or_none()
     if participant is None:
         abort(404, description="This link is not valid.")
@@ -59,10 +67,11 @@ def stage_url(participant: Participant) -> str:
     return url_for(f"participant.{stage}", token=participant.token)
 
 
-def _page(template: str, participant: Participant, **context):  # type: ignore[no-untyped-def]
+def _page(template: str, participant: Participant | ParticipantRef, progress=None,  # type: ignore[no-untyped-def]
+          **context):
     return render_template(
         template, test_name=participant.test.name, lang=participant.language,
-        progress=journey.progress(participant), csrf_token=generate_csrf(),
+        progress=progress or journey.progress(participant), csrf_token=generate_csrf(),
         form_action=request.path, **context)
 
 
@@ -93,7 +102,7 @@ def arrive(public_id: str):  # type: ignore[no-untyped-def]
     existing = find_participant(test, external_id)
     if existing is not None:
         remember(existing)
-        return redirect(url_for("participant.resume", token=existing.token))
+        return redirect(stage_url(existing))
     languages = test.definition.get("languages", ["en"])
     lang = i18n.pick_language(languages, request.args.get("lang"),
                               request.headers.get("Accept-Language"))
@@ -111,7 +120,7 @@ def arrive(public_id: str):  # type: ignore[no-untyped-def]
         return render_template("participant/error.html", test_name=test.name, lang=lang,
                                message=str(exc)), 409
     remember(participant)
-    return redirect(url_for("participant.resume", token=participant.token))
+    return redirect(stage_url(participant))
 
 
 @bp.get("/p/<token>/")
@@ -119,20 +128,22 @@ def resume(token: str):  # type: ignore[no-untyped-def]
     return redirect(stage_url(load_participant(token)))
 
 
+def _description(participant: Participant) -> str:
+    desc = test_info(participant.test).definition.get("description") or ""
+    return journey.text_in(desc, participant.language)
+
+
 @bp.route("/p/<token>/welcome", methods=["GET", "POST"])
 def welcome(token: str):  # type: ignore[no-untyped-def]
     participant = load_participant(token)
     if request.method == "POST" and not request.form.get("consent"):
         return _page("participant/welcome.html", participant,
-                     description=journey._text(participant.test.definition.get("description")
-                                               or "", participant.language),
+                     description=_description(participant),
                      message=i18n.translate("consent_required", participant.language)), 400
     resp = _step(participant, "welcome")
     if resp is not None:
         return resp
-    desc = participant.test.definition.get("description") or ""
-    return _page("participant/welcome.html", participant,
-                 description=journey._text(desc, participant.language))
+    return _page("participant/welcome.html", participant, description=_description(participant))
 
 
 @bp.route("/p/<token>/instructions", methods=["GET", "POST"])
@@ -166,27 +177,31 @@ def calibration(token: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/p/<token>/trial/<int:number>")
 def trial(token: str, number: int):  # type: ignore[no-untyped-def]
-    participant = load_participant(token)
-    if participant.stage != "trials":
-        return redirect(stage_url(participant))
-    current = journey.first_open_trial(participant)
-    if current is None or current.position + 1 != number:
+    # The hot path: plain rows, no ORM objects (see services.lookup).
+    participant = participant_ref(token)
+    if participant is None:
+        abort(404, description="This link is not valid.")
+    g.lang = participant.language
+    remember(participant)
+    page = None
+    if participant.stage == "trials":
+        page = journey.current_trial_page(participant, number - 1)
+    if page is None:
         # Answered trials are never asked again; later ones wait their turn.
-        return redirect(stage_url(participant))
-    if current.started_at is None:
-        current.started_at = journey.utcnow()
-        db.session.commit()
+        return redirect(stage_url(load_participant(token)))
     config = journey.trial_config(
-        participant, current,
+        participant, page,
         media_url=lambda t: url_for("media.stimulus", token=t),
         submit_url=url_for("api.submit_trial", token=token, number=number),
         events_url=url_for("api.events", token=token),
         csrf_token=generate_csrf(),
         strings=i18n.strings(participant.language))
     config["next_url"] = url_for("participant.resume", token=token)
-    config["trial"] = current.position
-    return _page(f"participant/trial_{participant.test.kind}.html", participant,
-                 trial_config=config)
+    config["trial"] = page.trial.position
+    html = _page(f"participant/trial_{participant.test.kind}.html", participant,
+                 progress=journey.progress(participant, page.trials), trial_config=config)
+    journey.mark_started(page)  # after rendering: the commit expires what was loaded
+    return html
 
 
 @bp.route("/p/<token>/questionnaire", methods=["GET", "POST"])

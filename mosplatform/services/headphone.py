@@ -14,18 +14,19 @@ from werkzeug.datastructures import MultiDict
 
 from ..extensions import db
 from ..models import Participant
+from .testinfo import test_info
 
 N_CHECK_TRIALS = 3
 PASS_THRESHOLD = 2  # correct answers out of N_CHECK_TRIALS (Woods et al. use 5 of 6)
 
 
 def check_kind(participant: Participant) -> str:
-    return participant.test.definition.get("design", {}).get("headphone_check", "none")
+    return test_info(participant.test).definition.get("design", {}).get("headphone_check", "none")
 
 
 def calibration_url(participant: Participant) -> str | None:
     """Opaque URL of a clip from the participant's first trial, to set the volume by."""
-    if not participant.test.definition.get("design", {}).get("calibration", True):
+    if not test_info(participant.test).definition.get("design", {}).get("calibration", True):
         return None
     for trial in participant.trials:
         for ts in trial.stimuli:

@@ -7,11 +7,11 @@ coming back resumes at the first unanswered trial.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
-from ..config import localized
 from ..extensions import db
 from ..models import (
     ItemKind,
@@ -21,6 +21,8 @@ from ..models import (
     Trial,
     utcnow,
 )
+from . import lookup
+from .testinfo import test_info, text_in
 
 STAGES = ("welcome", "instructions", "calibration", "trials", "questionnaire", "done")
 BLOCK_LABELS = "ABCDEFGHIJKLMNOP"
@@ -40,15 +42,7 @@ def advance(participant: Participant, to: str) -> None:
 
 
 def stages_for(test: Test) -> list[str]:
-    design = test.definition.get("design", {})
-    stages = ["welcome", "instructions"]
-    if design.get("calibration", True) or design.get("headphone_check", "none") != "none":
-        stages.append("calibration")
-    stages.append("trials")
-    if test.definition.get("questionnaire"):
-        stages.append("questionnaire")
-    stages.append("done")
-    return stages
+    return list(test_info(test).stages)
 
 
 def next_stage(test: Test, stage: str) -> str:
@@ -67,10 +61,15 @@ def first_open_trial(participant: Participant) -> Trial | None:
     ).scalar_one_or_none()
 
 
-def progress(participant: Participant) -> dict[str, int]:
-    """Steps done and total, counting every page of the journey."""
-    trials = participant.trials
-    stages = stages_for(participant.test)
+def progress(participant: Participant | lookup.ParticipantRef, trials: list[Any] | None = None) -> dict[str, int]:
+    """Steps done and total, counting every page of the journey.
+
+    ``trials`` are the participant's trials (objects or rows with ``completed_at``)
+    when the caller has them already.
+    """
+    if trials is None:
+        trials = participant.trials
+    stages = test_info(participant.test).stages
     non_trial = [s for s in stages if s not in ("trials", "done")]
     done_stages = sum(1 for s in non_trial if stage_index(participant.stage) > stage_index(s))
     done_trials = sum(1 for t in trials if t.completed_at is not None)
@@ -83,7 +82,7 @@ def finish(participant: Participant) -> None:
         participant.finished_at = utcnow()
         if participant.status == ParticipantStatus.started.value:
             participant.status = ParticipantStatus.finished.value
-        crowd = participant.test.definition.get("crowd", {})
+        crowd = test_info(participant.test).definition.get("crowd", {})
         participant.completion_code = crowd.get("completion_code") or participant.token[:10].upper()
     participant.stage = "done"
     db.session.commit()
@@ -91,7 +90,7 @@ def finish(participant: Participant) -> None:
 
 def completion_redirect(participant: Participant) -> str | None:
     """Where a crowd worker goes after the last page (Prolific or a generic URL)."""
-    crowd = participant.test.definition.get("crowd", {})
+    crowd = test_info(participant.test).definition.get("crowd", {})
     code = participant.completion_code or ""
     if crowd.get("platform") == "prolific":
         return crowd.get("completion_url") or (
@@ -102,28 +101,51 @@ def completion_redirect(participant: Participant) -> str | None:
 
 
 def _text(value: Any, lang: str) -> str:
-    texts = localized(value)
-    return texts.get(lang) or texts.get("en") or next(iter(texts.values()), "")
+    return text_in(value, lang)
 
 
-def localized_scale(scale: dict[str, Any], lang: str) -> dict[str, Any]:
-    """A question's scale with every label in ``lang``."""
-    if scale["type"] == "categorical":
-        return {"type": "categorical",
-                "categories": [{"score": c["score"], "label": _text(c["label"], lang)}
-                               for c in scale["categories"]]}
-    return {"type": "continuous", "min": scale.get("min", 0), "max": scale.get("max", 100),
-            "step": scale.get("step", 1),
-            "bands": [{"min": b["min"], "max": b["max"], "label": _text(b["label"], lang)}
-                      for b in scale.get("bands", [])]}
+@dataclass
+class TrialPage:
+    """The participant's current trial, as :func:`current_trial_page` loads it."""
+
+    trial: Any  # a row: id, position, kind, item_id, started_at, completed_at
+    trials: list[Any]  # every trial of the participant, in order (same columns)
+    stimuli: list[Any]  # rows: position, token (the reference has position -1)
 
 
-def trial_config(participant: Participant, trial: Trial, *, media_url: Any, submit_url: str,
+def current_trial_page(participant: Participant | lookup.ParticipantRef, position: int) -> TrialPage | None:
+    """Load the trial at ``position`` if it is the participant's first open one.
+
+    Two reads: the participant's trials and the trial's stimuli. Returns None when
+    ``position`` is answered already or not yet due. Record the first showing with
+    :func:`mark_started` once the page is built.
+    """
+    trials = lookup.trials_of(participant.id)
+    current = next((t for t in trials if t.completed_at is None), None)
+    if current is None or current.position != position:
+        return None
+    stimuli = lookup.trial_stimuli(current.id)
+    return TrialPage(current, trials, stimuli)
+
+
+def mark_started(page: TrialPage) -> None:
+    """Store when the trial was first shown (a commit; later showings change nothing)."""
+    if page.trial.started_at is None:
+        table = Trial.__table__
+        lookup.connection().execute(
+            table.update().where(table.c.id == page.trial.id, table.c.started_at.is_(None))
+            .values(started_at=utcnow()))
+        db.session.commit()
+
+
+def trial_config(participant: Participant | lookup.ParticipantRef, page: TrialPage, *, media_url: Any, submit_url: str,
                  events_url: str, csrf_token: str, strings: dict[str, str]) -> dict[str, Any]:
     """Everything the trial page's script needs, and nothing that identifies a condition.
 
     Parameters
     ----------
+    page : TrialPage
+        The trial, as :func:`current_trial_page` loaded it.
     media_url : callable
         ``media_url(token) -> str`` building the opaque audio URL.
 
@@ -132,26 +154,23 @@ def trial_config(participant: Participant, trial: Trial, *, media_url: Any, subm
     dict
         The ``trial_config`` JSON embedded in the page.
     """
-    test = participant.test
+    info = test_info(participant.test)
     lang = participant.language
-    design = test.definition.get("design", {})
-    item = trial.item
-    rated = [ts for ts in trial.stimuli if ts.position >= 0]
-    ref = next((ts for ts in trial.stimuli if ts.position == -1), None)
-    is_training = trial.kind == ItemKind.training.value
-    show_source = test.definition.get("show_source_name", True)
-    questions = [{"key": q.key, "label": _text(q.label, lang),
-                  "scale": localized_scale(q.scale, lang)} for q in test.questions]
+    design = info.definition.get("design", {})
+    trial = page.trial
+    rated = [ts for ts in page.stimuli if ts.position >= 0]
+    ref = next((ts for ts in page.stimuli if ts.position == -1), None)
+    show_source = info.definition.get("show_source_name", True)
     return {
-        "kind": test.kind,
+        "kind": info.kind,
         "position": trial.position + 1,
-        "total": len(participant.trials),
-        "is_training": is_training,
-        "source_name": item.source if show_source else None,
+        "total": len(page.trials),
+        "is_training": trial.kind == ItemKind.training.value,
+        "source_name": info.item_source(trial.item_id) if show_source else None,
         "stimuli": [{"url": media_url(ts.token), "label": BLOCK_LABELS[i % len(BLOCK_LABELS)]}
                     for i, ts in enumerate(rated)],
         "reference": {"url": media_url(ref.token)} if ref is not None else None,
-        "questions": questions,
+        "questions": info.questions_for_page(lang),
         "must_listen_fraction": float(design.get("must_listen_fraction", 0.8)),
         "require_full_scale": bool(design.get("require_full_scale", False)),
         "submit_url": submit_url,
@@ -163,13 +182,13 @@ def trial_config(participant: Participant, trial: Trial, *, media_url: Any, subm
 
 
 def instructions_text(test: Test, lang: str) -> str:
-    return _text(test.definition.get("instructions") or "", lang)
+    return _text(test_info(test).definition.get("instructions") or "", lang)
 
 
 def questionnaire_fields(test: Test, lang: str) -> list[dict[str, Any]]:
     return [{"key": f["key"], "label": _text(f["label"], lang), "type": f.get("type", "text"),
              "choices": f.get("choices", []), "required": f.get("required", False)}
-            for f in test.definition.get("questionnaire", [])]
+            for f in test_info(test).definition.get("questionnaire", [])]
 
 
 def save_questionnaire(participant: Participant, form: dict[str, str]) -> list[str]:

@@ -15,9 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import (
@@ -26,13 +25,14 @@ from ..models import (
     ItemKind,
     Participant,
     ParticipantStatus,
-    Question,
     Rating,
     TestKind,
     TestStatus,
     Trial,
     utcnow,
 )
+from . import lookup
+from .testinfo import QuestionInfo, test_info
 
 EVENT_KINDS = {"play", "pause", "switch", "loop", "seek", "page_load", "heard", "ended",
                "visibility", "error", "calibration", "headphone"}
@@ -75,7 +75,7 @@ def _small_int(value: Any, lo: int, hi: int) -> int | None:
     return value
 
 
-def _validate_score(question: Question, value: Any) -> float:
+def _validate_score(question: QuestionInfo, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RatingError(f"question '{question.key}': score must be a number")
     score = _finite_float(value)
@@ -95,13 +95,12 @@ def _validate_score(question: Question, value: Any) -> float:
     return score
 
 
-def _parse(trial: Trial, questions: list[Question], payload: Any) -> dict[tuple[int, int], float]:
+def _parse(kind: str, trial_kind: str, rated_positions: list[int],
+           questions: tuple[QuestionInfo, ...], payload: Any) -> dict[tuple[int, int], float]:
     """Map (stimulus position or -2 for pair-level, question id) -> score."""
     if not isinstance(payload, dict) or not isinstance(payload.get("ratings"), list):
         raise RatingError("body must be a JSON object with a 'ratings' list", 400)
-    rated_positions = sorted(ts.position for ts in trial.stimuli if ts.position >= 0)
-    kind = trial.participant.test.kind
-    if trial.kind == ItemKind.training.value:
+    if trial_kind == ItemKind.training.value:
         # Training answers are discarded (BS.1534-3); accept whatever the page sends.
         return {}
     pair_level = kind in (TestKind.ccr.value, TestKind.ab.value)
@@ -127,16 +126,17 @@ def _parse(trial: Trial, questions: list[Question], payload: Any) -> dict[tuple[
         answers[key] = _validate_score(q, entry.get("score"))
     positions = [-2] if pair_level else rated_positions
     missing = [(p, q.key) for p in positions for q in questions if (p, q.id) not in answers]
-    if missing and trial.kind != ItemKind.training.value:
+    if missing:
         raise RatingError(f"missing ratings for (stimulus, question) {missing[:5]}")
     return answers
 
 
-def _expand(trial: Trial, answers: dict[tuple[int, int], float]
-            ) -> list[tuple[int, int, float, float]]:
-    """Turn page answers into stored rows (stimulus id, question id, score, raw score)."""
-    kind = trial.participant.test.kind
-    by_pos = {ts.position: ts.stimulus_id for ts in trial.stimuli}
+def _expand(kind: str, flipped: bool, by_pos: dict[int, int],
+            answers: dict[tuple[int, int], float]) -> list[tuple[int, int, float, float]]:
+    """Turn page answers into stored rows (stimulus id, question id, score, raw score).
+
+    ``by_pos`` maps the trial's page positions to stimulus ids.
+    """
     rows = []
     for (pos, qid), raw in answers.items():
         if pos != -2:
@@ -144,8 +144,8 @@ def _expand(trial: Trial, answers: dict[tuple[int, int], float]
         elif kind == TestKind.ccr.value:
             # The page asks about the second signal relative to the first. Stored:
             # processed relative to reference, so flip when the processed came first.
-            processed = by_pos[0] if trial.flipped else by_pos[1]
-            rows.append((processed, qid, -raw if trial.flipped else raw, raw))
+            processed = by_pos[0] if flipped else by_pos[1]
+            rows.append((processed, qid, -raw if flipped else raw, raw))
         else:  # AB: +1 prefers A (first), -1 prefers B; store a preference share each.
             share_a = (raw + 1.0) / 2.0
             rows.append((by_pos[0], qid, share_a, raw))
@@ -164,117 +164,160 @@ def _listening(payload: dict[str, Any]) -> dict[int, tuple[float | None, int | N
     return out
 
 
-def submit_trial(participant: Participant, position: int, payload: Any,
-                 idempotency_key: str | None = None) -> Outcome:
-    """Validate and store the ratings of one trial.
-
-    Parameters
-    ----------
-    participant : Participant
-        The participant identified by their token.
-    position : int
-        The trial position (0-based) the page shows.
-    payload : Any
-        The decoded JSON body (see :mod:`mosplatform.api`).
-    idempotency_key : str, optional
-        Client-chosen key; a retry with the same key replays the first answer.
-
-    Returns
-    -------
-    Outcome
-        HTTP status and JSON body.
-
-    Raises
-    ------
-    RatingError
-        With a status of 400, 404, 409 or 422 and a message for the participant.
-    """
+def _check_key(idempotency_key: str | None) -> None:
     if idempotency_key:
         if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
             raise RatingError(
                 f"Idempotency-Key is too long (max {MAX_IDEMPOTENCY_KEY} characters)", 400)
         if not all("!" <= ch <= "~" for ch in idempotency_key):
             raise RatingError("Idempotency-Key must be printable ASCII without spaces", 400)
-        prior = db.session.execute(select(IdempotencyRecord).where(
-            IdempotencyRecord.participant_id == participant.id,
-            IdempotencyRecord.key == idempotency_key)).scalar_one_or_none()
-        if prior is not None:
-            return Outcome(prior.status_code, prior.response)
+
+
+def _prior(participant: Participant | lookup.ParticipantRef, idempotency_key: str | None) -> Outcome | None:
+    """The stored answer to an earlier request with this key, if any."""
+    if not idempotency_key:
+        return None
+    prior = db.session.execute(select(IdempotencyRecord).where(
+        IdempotencyRecord.participant_id == participant.id,
+        IdempotencyRecord.key == idempotency_key)).scalar_one_or_none()
+    return None if prior is None else Outcome(prior.status_code, prior.response)
+
+
+def submit_trial(participant: Participant | lookup.ParticipantRef, position: int, payload: Any,
+                 idempotency_key: str | None = None) -> Outcome:
+    """Validate and store the ratings of one trial, and the page events sent with them.
+
+    Parameters
+    ----------
+    participant : Participant or ParticipantRef
+        The participant identified by their token.
+    position : int
+        The trial position (0-based) the page shows.
+    payload : Any
+        The decoded JSON body (see :mod:`mosplatform.api`); an optional ``events``
+        list is validated as for :func:`record_events` and stored in the same
+        transaction, so a page sends its events with its answer in one request.
+    idempotency_key : str, optional
+        Client-chosen key; a retry with the same key replays the first answer.
+
+    Returns
+    -------
+    Outcome
+        HTTP status and JSON body: ``next_trial`` is the 1-based number of the
+        participant's next open trial, or None after the last.
+
+    Raises
+    ------
+    RatingError
+        With a status of 400, 404, 409, 413 or 422 and a message for the participant.
+    """
+    _check_key(idempotency_key)
+    # Every trial of the participant (a few dozen small rows): the one answered, the
+    # order check and the next trial come from the same read.
+    trials = lookup.trials_of(participant.id)
+    trial = next((t for t in trials if t.position == position), None)
+    if trial is not None and trial.completed_at is not None:
+        # Only a completed trial can have an acknowledged answer to replay.
+        replay = _prior(participant, idempotency_key)
+        if replay is not None:
+            return replay
     test = participant.test
     if participant.excluded or participant.status == ParticipantStatus.excluded.value:
         raise RatingError("this participation has ended", 403)
     if test.status != TestStatus.open.value and not participant.is_preview:
         raise RatingError(f"the test is {test.status}; answers are no longer accepted", 409)
-    # The trial with its stimuli in one query (no lazy load on the hot path).
-    trial = db.session.execute(select(Trial).options(joinedload(Trial.stimuli)).where(
-        Trial.participant_id == participant.id, Trial.position == position)
-    ).unique().scalar_one_or_none()
     if trial is None:
         raise RatingError("no such trial", 404)
-    questions = list(test.questions)
-    answers = _parse(trial, questions, payload)
-    rows = _expand(trial, answers)
-    next_url_position = trial.position + 1
+    info = test_info(test)
+    by_pos = {ts.position: ts.stimulus_id for ts in lookup.trial_stimuli(trial.id)}
+    rated_positions = sorted(p for p in by_pos if p >= 0)
+    answers = _parse(info.kind, trial.kind, rated_positions, info.questions, payload)
+    rows = _expand(info.kind, trial.flipped, by_pos, answers)
+    following = next((t.position for t in trials
+                      if t.position > position and t.completed_at is None), None)
+    body = {"ok": True, "stored": 0, "next": position + 1,
+            "next_trial": None if following is None else following + 1}
+    store = trial.kind != ItemKind.training.value and not participant.is_preview
 
     if trial.completed_at is not None:
-        return _resubmission(participant, trial, rows, next_url_position)
-
-    earlier_open = db.session.execute(select(Trial.position).where(
-        Trial.participant_id == participant.id, Trial.position < trial.position,
-        Trial.completed_at.is_(None))).scalars().first()
+        return _resubmission(store, trial.id, rows, body)
+    earlier_open = next((t.position for t in trials
+                         if t.position < position and t.completed_at is None), None)
     if earlier_open is not None:
         raise RatingError(f"trial {earlier_open + 1} must be answered first", 409)
+    events = payload.get("events")
+    if events is not None:
+        _check_events(events)
+        events = _event_rows(participant.id, events, {t.position: t.id for t in trials})
 
     listening = _listening(payload)
-    pos_of = {ts.stimulus_id: ts.position for ts in trial.stimuli}
-    store = trial.kind != ItemKind.training.value and not participant.is_preview
     now = utcnow()
+    conn = lookup.connection()
     try:
+        # Completing the trial first: a concurrent twin that got here first leaves
+        # nothing to update, and this request answers as a resubmission.
+        done = conn.execute(_COMPLETE, {"trial_id": trial.id, "now": now})
+        if done.rowcount != 1:
+            raise _Raced()
         if store and rows:
-            # One multi-row INSERT; the unique constraint still refuses a second copy.
+            # One statement for all rows; the unique constraint still refuses a second copy.
             values = []
             for stim_id, qid, score, raw in rows:
-                heard, plays = listening.get(pos_of.get(stim_id, -9), (None, None))
+                heard, plays = listening.get(_position_of(by_pos, stim_id), (None, None))
                 values.append({"participant_id": participant.id, "trial_id": trial.id,
                                "stimulus_id": stim_id, "question_id": qid, "score": score,
                                "raw_score": raw, "created_at": now,
                                "listening_time_s": heard, "play_count": plays})
-            db.session.execute(insert(Rating), values)
-        trial.completed_at = now
-        body = {"ok": True, "stored": len(rows) if store else 0, "next": next_url_position}
+            conn.execute(Rating.__table__.insert(), values)
+            body["stored"] = len(rows)
+        if events:
+            conn.execute(Event.__table__.insert(), events)
         if idempotency_key:
-            db.session.add(IdempotencyRecord(participant_id=participant.id, key=idempotency_key,
-                                             status_code=200, response=body))
+            conn.execute(IdempotencyRecord.__table__.insert(), [{
+                "participant_id": participant.id, "key": idempotency_key,
+                "status_code": 200, "response": body, "created_at": now}])
         db.session.commit()
-    except IntegrityError:
-        # A concurrent retry won the race: answer as for a resubmission.
+    except (IntegrityError, _Raced):
+        # A concurrent retry won the race: answer as it was answered.
         db.session.rollback()
-        trial = db.session.get(Trial, trial.id)
-        if idempotency_key:
-            prior = db.session.execute(select(IdempotencyRecord).where(
-                IdempotencyRecord.participant_id == participant.id,
-                IdempotencyRecord.key == idempotency_key)).scalar_one_or_none()
-            if prior is not None:
-                return Outcome(prior.status_code, prior.response)
-        return _resubmission(participant, trial, rows, next_url_position)
+        replay = _prior(participant, idempotency_key)
+        if replay is not None:
+            return replay
+        return _resubmission(store, trial.id, rows, {**body, "stored": 0})
     return Outcome(200, body)
 
 
-def _resubmission(participant: Participant, trial: Trial,
-                  rows: list[tuple[int, int, float, float]], next_position: int) -> Outcome:
+_COMPLETE = (Trial.__table__.update()
+             .where(Trial.__table__.c.id == bindparam("trial_id"),
+                    Trial.__table__.c.completed_at.is_(None))
+             .values(completed_at=bindparam("now")))
+
+
+class _Raced(Exception):
+    """The trial was completed by a concurrent request."""
+
+
+def _position_of(by_pos: dict[int, int], stimulus_id: int) -> int:
+    return next((p for p, s in by_pos.items() if s == stimulus_id), -9)
+
+
+def _resubmission(store: bool, trial_id: int, rows: list[tuple[int, int, float, float]],
+                  body: dict[str, Any]) -> Outcome:
+    """Answer a second submission of a completed trial: same answers succeed, others 409."""
+    replayed = {**body, "stored": 0, "replayed": True}
+    if not store:
+        return Outcome(200, replayed)
     stored = {
         (r.stimulus_id, r.question_id): r.score
-        for r in db.session.execute(select(Rating).where(Rating.trial_id == trial.id)).scalars()
+        for r in db.session.execute(select(Rating).where(Rating.trial_id == trial_id)).scalars()
     }
-    if trial.kind == ItemKind.training.value or participant.is_preview:
-        return Outcome(200, {"ok": True, "stored": 0, "next": next_position, "replayed": True})
     wanted = {(s, q): score for s, q, score, _ in rows}
     if stored == wanted:
-        return Outcome(200, {"ok": True, "stored": 0, "next": next_position, "replayed": True})
+        return Outcome(200, replayed)
     raise RatingError("this trial was already answered; answers cannot be changed", 409)
 
 
-def record_events(participant: Participant, payload: Any) -> int:
+def record_events(participant: Participant | lookup.ParticipantRef, payload: Any) -> int:
     """Store a batch of page events; returns how many were stored.
 
     Events carry the page position of a stimulus, never its condition.
@@ -282,9 +325,26 @@ def record_events(participant: Participant, payload: Any) -> int:
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
         raise RatingError("body must be a JSON object with an 'events' list", 400)
     events = payload["events"]
+    _check_events(events)
+    positions = {ev.get("trial") for ev in events
+                 if _small_int(ev.get("trial"), 0, INT32_MAX) is not None}
+    trial_ids: dict[int, int] = {}
+    if positions:
+        trial_ids = dict(db.session.execute(select(Trial.position, Trial.id).where(
+            Trial.participant_id == participant.id, Trial.position.in_(positions))).all())
+    rows = _event_rows(participant.id, events, trial_ids)
+    if rows:
+        lookup.connection().execute(Event.__table__.insert(), rows)
+        db.session.commit()
+    return len(rows)
+
+
+def _check_events(events: Any) -> None:
+    """Refuse the whole batch if any event is malformed (nothing of it is stored)."""
+    if not isinstance(events, list):
+        raise RatingError("'events' must be a list", 400)
     if len(events) > MAX_EVENTS_PER_BATCH:
         raise RatingError(f"at most {MAX_EVENTS_PER_BATCH} events per request", 413)
-    # Validate the whole batch before adding anything: a refused batch stores nothing.
     for ev in events:
         if not isinstance(ev, dict) or not isinstance(ev.get("kind"), str) \
                 or ev["kind"] not in EVENT_KINDS:
@@ -295,12 +355,11 @@ def record_events(participant: Participant, payload: Any) -> int:
         if stim is not None and _small_int(stim, -1, MAX_STIMULUS_POSITION) is None:
             raise RatingError(f"event stimulus must be null or a page position, not "
                               f"{str(stim)[:40]!r}")
-    positions = {ev.get("trial") for ev in events
-                 if _small_int(ev.get("trial"), 0, INT32_MAX) is not None}
-    trial_ids: dict[int, int] = {}
-    if positions:
-        trial_ids = dict(db.session.execute(select(Trial.position, Trial.id).where(
-            Trial.participant_id == participant.id, Trial.position.in_(positions))).all())
+
+
+def _event_rows(participant_id: int, events: Any,
+                trial_ids: dict[int, int]) -> list[dict[str, Any]]:
+    """Turn checked ``events`` into ``Event`` rows (``trial_ids``: position -> id)."""
     now = utcnow()
     rows = []
     for ev in events:
@@ -310,7 +369,7 @@ def record_events(participant: Participant, payload: Any) -> int:
         if position_s is not None:
             data = {**data, "position_s": position_s}
         rows.append({
-            "participant_id": participant.id,
+            "participant_id": participant_id,
             "trial_id": trial_ids.get(trial_pos)
             if _small_int(trial_pos, 0, INT32_MAX) is not None else None,
             "kind": ev["kind"],
@@ -319,7 +378,4 @@ def record_events(participant: Participant, payload: Any) -> int:
             "client_time_ms": _finite_float(ev.get("t_ms")),
             "created_at": now,
         })
-    if rows:
-        db.session.execute(insert(Event), rows)  # one multi-row INSERT
-        db.session.commit()
-    return len(rows)
+    return rows

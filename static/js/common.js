@@ -133,6 +133,16 @@ export class EventLogger {
     if (this.queue.length >= 50) this.flush();
   }
 
+  /** Take up to 400 queued events to send with another request (see `putBack`). */
+  take() {
+    return this.url ? this.queue.splice(0, 400) : [];
+  }
+
+  /** Queue again events that `take` gave out and that did not reach the server. */
+  putBack(batch) {
+    if (batch && batch.length) this.queue.unshift(...batch);
+  }
+
   /** Send what is queued; `keepalive` for page unload (sendBeacon cannot set headers). */
   async flush(keepalive = false) {
     if (!this.url || !this.queue.length) return this.sending;

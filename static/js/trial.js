@@ -169,12 +169,17 @@ export class TrialPage {
     this.els.next.textContent = this.t("trial.submitting");
     this.els.submitStatus.hidden = true;
     if (this.engine.playing) this.engine.pause();
-    // Events go first so that they precede the answer, but never hold it up for long.
-    await Promise.race([this.logger.flush(), new Promise((r) => setTimeout(r, 2000))]);
+    // Pending events ride along with the answer: one request, stored in one transaction.
+    // A batch already on its way goes first, but never holds the answer up for long.
+    if (this.logger.sending) {
+      await Promise.race([this.logger.sending, new Promise((r) => setTimeout(r, 2000))]);
+    }
     const cfg = this.config;
+    const events = this.logger.take();
     const payload = {
       ratings: this.collectRatings(),
       listening: this.listening(),
+      events,
       client_time_ms: Date.now(),
     };
     const res = await postJSON(cfg.submit_url, payload, {
@@ -190,6 +195,7 @@ export class TrialPage {
       window.location.assign(res.body.next_url);
       return;
     }
+    this.logger.putBack(events);
     this.submitting = false;
     this.els.next.textContent = this.t("trial.next");
     this.els.next.disabled = false;

@@ -238,9 +238,11 @@ def test_mushra_page(page, site, screenshot):
     assert [x["stimulus"] for x in body["listening"]] == [0, 1, 2, 3]
     assert all(x["heard_fraction"] >= 0.25 and x["plays"] >= 1 for x in body["listening"])
     assert isinstance(body["client_time_ms"], int)
-    # Events arrived, with the reference logged as null and the CSRF token in the body.
-    evs = [e for batch in rec.events for e in batch["body"]["events"]]
+    # Events arrived (batches sent while the page was open, the rest with the answer),
+    # with the reference logged as null and the CSRF token in each batch's body.
+    evs = [e for batch in rec.events for e in batch["body"]["events"]] + body["events"]
     assert all(batch["body"]["csrf_token"] == CSRF for batch in rec.events)
+    assert body["events"], "the answer carries the events not yet sent"
     kinds = {e["kind"] for e in evs}
     assert {"page_load", "play", "switch", "heard"} <= kinds
     assert all(e["trial"] == 1 for e in evs)

@@ -1,0 +1,106 @@
+"""Lean reads for the participant's hot paths (trial page, ratings, audio).
+
+A participant answers a trial every few seconds and each answer costs a handful of
+requests, so these paths read plain rows with prebuilt Core statements on the
+session's connection (same transaction as the ORM session) instead of building ORM
+queries and objects per request: measured with ``bench/load/endpoint_cost.py``, a
+Core row costs about a quarter of an ORM entity load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Connection
+
+from ..extensions import db
+from ..models import Participant, Stimulus, Test, Trial, TrialStimulus
+
+
+@dataclass(frozen=True)
+class TestRef:
+    """The columns of a test that participant requests read."""
+
+    id: int
+    public_id: str
+    name: str
+    kind: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ParticipantRef:
+    """The columns of a participant that participant requests read, with its test."""
+
+    id: int
+    token: str
+    language: str
+    stage: str
+    status: str
+    excluded: bool
+    is_preview: bool
+    test: TestRef
+
+
+_PARTICIPANT = (
+    select(Participant.id, Participant.token, Participant.language, Participant.stage,
+           Participant.status, Participant.excluded, Participant.is_preview,
+           Test.id.label("test_id"), Test.public_id, Test.name, Test.kind,
+           Test.status.label("test_status"))
+    .join(Test, Test.id == Participant.test_id)
+    .where(Participant.token == bindparam("token"))
+)
+
+_TRIALS = (
+    select(Trial.id, Trial.position, Trial.kind, Trial.item_id, Trial.flipped,
+           Trial.started_at, Trial.completed_at)
+    .where(Trial.participant_id == bindparam("participant_id")).order_by(Trial.position)
+)
+
+_TRIAL_STIMULI = (
+    select(TrialStimulus.position, TrialStimulus.token, TrialStimulus.stimulus_id)
+    .where(TrialStimulus.trial_id == bindparam("trial_id")).order_by(TrialStimulus.position)
+)
+
+_MEDIA = (
+    select(Stimulus.path, Stimulus.content_hash, Participant.token)
+    .join(TrialStimulus, TrialStimulus.stimulus_id == Stimulus.id)
+    .join(Trial, Trial.id == TrialStimulus.trial_id)
+    .join(Participant, Participant.id == Trial.participant_id)
+    .where(TrialStimulus.token == bindparam("token"))
+)
+
+
+def connection() -> Connection:
+    """The ORM session's connection: Core statements on it share its transaction."""
+    return db.session.connection()
+
+
+def participant_ref(token: str) -> ParticipantRef | None:
+    """The participant of ``token`` and its test, or None."""
+    row = connection().execute(_PARTICIPANT, {"token": token}).first()
+    if row is None:
+        return None
+    return ParticipantRef(
+        id=row.id, token=row.token, language=row.language, stage=row.stage,
+        status=row.status, excluded=bool(row.excluded), is_preview=bool(row.is_preview),
+        test=TestRef(id=row.test_id, public_id=row.public_id, name=row.name, kind=row.kind,
+                     status=row.test_status))
+
+
+def trials_of(participant_id: int) -> list[Any]:
+    """Every trial of a participant in order, as rows (id, position, kind, item_id,
+    flipped, started_at, completed_at)."""
+    return list(connection().execute(_TRIALS, {"participant_id": participant_id}))
+
+
+def trial_stimuli(trial_id: int) -> list[Any]:
+    """A trial's stimuli in page order, as rows (position, token, stimulus_id)."""
+    return list(connection().execute(_TRIAL_STIMULI, {"trial_id": trial_id}))
+
+
+def media_row(token: str) -> Any | None:
+    """(path, content_hash, owner token) of the stimulus behind a media token, or None."""
+    return connection().execute(_MEDIA, {"token": token}).first()
