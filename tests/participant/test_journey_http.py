@@ -62,8 +62,13 @@ def test_mushra_journey_with_reload_and_resume(client, tmp_path, audio_dirs):
     r = _walk_to_trials(client, test.public_id, "?PROLIFIC_PID=abc123&STUDY_ID=s&SESSION_ID=x")
     cfg = _config(r.get_data(as_text=True))
     assert cfg["is_training"] and cfg["reference"] is not None and len(cfg["stimuli"]) == 5
-    assert _answer(client, cfg, 100).status_code == 200
-    r = client.get(cfg["next_url"], follow_redirects=True)
+    first = _answer(client, cfg, 100)
+    assert first.status_code == 200
+    # The answer names the next trial page itself (no redirect hop).
+    token = cfg["submit_url"].split("/")[3]
+    assert first.get_json()["next_url"] == f"/p/{token}/trial/2"
+    r = client.get(first.get_json()["next_url"])
+    assert r.status_code == 200
     cfg2 = _config(r.get_data(as_text=True))
     assert cfg2["position"] == 2
     assert _answer(client, cfg2, 80).status_code == 200
@@ -76,8 +81,11 @@ def test_mushra_journey_with_reload_and_resume(client, tmp_path, audio_dirs):
     assert r.status_code == 302 and r.location.endswith("/trial/3")
     # Retrying an earlier submission (same key) is answered without storing twice.
     assert _answer(client, cfg2, 80).status_code == 200
-    assert _answer(client, cfg3, 60).status_code == 200
-    r = client.get(cfg3["next_url"], follow_redirects=True)
+    last = _answer(client, cfg3, 60)
+    assert last.status_code == 200
+    # After the last trial the journey decides where to go (here: the done page).
+    assert last.get_json()["next_url"] == f"/p/{token}/"
+    r = client.get(last.get_json()["next_url"], follow_redirects=True)
     assert "/done" in r.request.path
     p = db.session.execute(select(Participant)).scalar_one()
     assert p.external_id == "abc123" and p.status == "finished" and p.completion_code

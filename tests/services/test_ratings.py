@@ -139,3 +139,54 @@ def test_events_are_stored_and_validated(mushra_test):
     assert n == 2
     with pytest.raises(RatingError, match="unknown event kind"):
         record_events(p, {"events": [{"kind": "drop table"}]})
+
+
+def _event_count() -> int:
+    from mosplatform.models import Event
+
+    return db.session.scalar(select(func.count()).select_from(Event))
+
+
+def test_events_sent_with_the_answer_are_stored_with_it(mushra_test):
+    from mosplatform.models import Event
+
+    p = admit_participant(mushra_test, Arrival())
+    qs = mushra_test.questions
+    body = _answers(p.trials[0], qs)
+    body["events"] = [{"kind": "play", "trial": 0, "stimulus": 1, "t_ms": 5.0},
+                      {"kind": "heard", "trial": 0, "stimulus": 1, "t_ms": 9.0}]
+    out = submit_trial(p, 0, body, idempotency_key="e-1")
+    assert out.status == 200
+    events = db.session.execute(select(Event)).scalars().all()
+    assert [e.kind for e in events] == ["play", "heard"]
+    assert {e.trial_id for e in events} == {p.trials[0].id}
+    # A retry replays the answer and stores the events only once.
+    assert submit_trial(p, 0, body, idempotency_key="e-1").body == out.body
+    assert _event_count() == 2
+
+
+def test_a_bad_event_refuses_the_whole_answer(mushra_test):
+    p = admit_participant(mushra_test, Arrival())
+    submit_trial(p, 0, _answers(p.trials[0], mushra_test.questions))
+    body = _answers(p.trials[1], mushra_test.questions)
+    body["events"] = [{"kind": "play", "stimulus": 0}, {"kind": "drop table"}]
+    with pytest.raises(RatingError, match="unknown event kind"):
+        submit_trial(p, 1, body)
+    db.session.rollback()
+    assert _count() == 0 and _event_count() == 0 and p.trials[1].completed_at is None
+    body["events"] = "not a list"
+    with pytest.raises(RatingError, match="must be a list") as info:
+        submit_trial(p, 1, body)
+    assert info.value.status == 400
+
+
+def test_answer_names_the_next_open_trial(acr_test):
+    p = admit_participant(acr_test, Arrival())
+    qs = acr_test.questions
+    n = len(p.trials)
+    for pos in range(n):
+        out = submit_trial(p, pos, _answers(p.trials[pos], qs, 3))
+        assert out.body["next_trial"] == (pos + 2 if pos + 1 < n else None)
+        # A resubmission names the participant's next open trial too.
+        again = submit_trial(p, pos, _answers(p.trials[pos], qs, 3))
+        assert again.body["replayed"] and again.body["next_trial"] == out.body["next_trial"]
