@@ -133,10 +133,12 @@ def _configure_database(app: Flask) -> None:
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     opts = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-    opts.setdefault("pool_pre_ping", True)
     if url.startswith("sqlite"):
+        # A file on this machine: no server that can drop a pooled connection, so no
+        # pre-ping round trip on every checkout.
         opts.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
     else:
+        opts.setdefault("pool_pre_ping", True)
         opts.setdefault("pool_size", int(app.config.get("DB_POOL_SIZE", 10)))
         opts.setdefault("max_overflow", int(app.config.get("DB_MAX_OVERFLOW", 10)))
         opts.setdefault("pool_recycle", 1800)

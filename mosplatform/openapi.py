@@ -171,6 +171,9 @@ def openapi_spec(api_max_bytes: int = 256 * 1024) -> dict[str, Any]:
                                "items": {"$ref": "#/components/schemas/Event"},
                                "description": "Page events not yet sent; stored with the "
                                               "ratings, or not at all if they are refused."},
+                    "shown": {"type": "string", "maxLength": 200,
+                              "description": "The trial page's signed 'shown' stamp; "
+                                             "sets the trial's start time."},
                     "csrf_token": {"type": "string"},
                 },
             },

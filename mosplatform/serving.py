@@ -79,8 +79,11 @@ def gunicorn_options(host: str, port: int, workers: int | None, threads: int | N
         "timeout": int(setting("SERVE_TIMEOUT", 60)),
         "graceful_timeout": int(setting("SERVE_GRACEFUL_TIMEOUT", 30)),
         "keepalive": int(setting("SERVE_KEEPALIVE", 5)),
-        "max_requests": int(setting("SERVE_MAX_REQUESTS", 5000)),
-        "max_requests_jitter": int(setting("SERVE_MAX_REQUESTS", 5000)) // 10,
+        # Recycle a worker now and then (a leak cannot grow for ever), but rarely: a
+        # restart costs a second of CPU, and a busy worker serves 5000 requests in
+        # well under a minute.
+        "max_requests": int(setting("SERVE_MAX_REQUESTS", 100_000)),
+        "max_requests_jitter": int(setting("SERVE_MAX_REQUESTS", 100_000)) // 10,
         "accesslog": str(setting("SERVE_ACCESS_LOG", "-")) if access_log else None,
         "access_log_format": ACCESS_LOG_FORMAT,
         "errorlog": str(setting("SERVE_ERROR_LOG", "-")),

@@ -48,8 +48,8 @@ class Timer:
 def walk(app, public_id: str, i: int, timed: Timer) -> None:  # type: ignore[no-untyped-def]
     c = app.test_client()
     r = timed("arrive", c.get, f"/t/{public_id}?PROLIFIC_PID=p{i}")
-    r = timed("resume", c.get, r.location)
     welcome = r.location
+    assert welcome.endswith("/welcome"), welcome
     timed("welcome_get", c.get, welcome)
     r = timed("welcome_post", c.post, welcome, data={"consent": "yes"})
     r = timed("instructions_post", c.post, r.location)
@@ -66,7 +66,8 @@ def walk(app, public_id: str, i: int, timed: Timer) -> None:  # type: ignore[no-
             timed("media", c.get, stimulus["url"])
         events = [{"kind": "play", "stimulus": 0, "t_ms": 1.0}] * 4
         body = {"ratings": [{"stimulus": 0, "question": q["key"], "score": 3}
-                            for q in cfg["questions"]], "events": events}
+                            for q in cfg["questions"]], "events": events,
+                "shown": cfg["shown"]}
         r = timed("ratings", c.post, cfg["submit_url"], json=body,
                   headers={"Idempotency-Key": f"k{i}-{cfg['position']}"})
         assert r.status_code == 200, r.get_data(as_text=True)

@@ -105,6 +105,13 @@ class PrivateCluster:
     def restart(self) -> None:
         self._ctl("restart")
 
+    def pid(self) -> int | None:
+        """The postmaster's process id (backends are its children)."""
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def stop(self) -> None:
         try:
             self._ctl("stop")
@@ -277,6 +284,38 @@ def server_env(db_url: str, instance: Path, media: Path, secret_key: str) -> dic
         "PYTHONPATH": str(REPO),
     })
     return env
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process, its live descendants and the
+    descendants that have exited and been reaped."""
+    total = 0.0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime + stime, plus cutime + cstime: children that exited and were reaped
+        # (a gunicorn worker recycled after max_requests) still count.
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        stack += _children(p)
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent not idle by all processes on the machine (from /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def workdir() -> Path:

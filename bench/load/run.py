@@ -73,9 +73,34 @@ async def anchor_rate(port: int, seconds: float = 3.0, clients: int = 50) -> flo
     return done / seconds
 
 
+def cpu_snapshot(server_pids: list[int], db_pid: int | None) -> dict[str, float]:
+    """CPU seconds so far: this process (the simulator), the app servers, the database
+    server (private PostgreSQL cluster; after a restart its new processes only) and the
+    whole machine (including other users' jobs)."""
+    return {"simulator": time.process_time(),
+            "app_servers": sum(envmod.tree_cpu_seconds(p) for p in server_pids),
+            "database": envmod.tree_cpu_seconds(db_pid) if db_pid else 0.0,
+            "machine": envmod.machine_busy_seconds()}
+
+
 async def drive(sim: Simulator, slots: int, faults: list[tuple[float, str, Any]],
-                log: list[str]) -> None:
-    """Run the participants; inject faults at offsets from the start of measurement."""
+                log: list[str], cpu: dict[str, Any] | None = None) -> None:
+    """Run the participants; inject faults at offsets from the start of measurement.
+
+    ``cpu["probe"]()`` is sampled when measurement starts and at the deadline; the
+    differences are stored in ``cpu["window"]``.
+    """
+
+    async def account() -> None:
+        if cpu is None:
+            return
+        await sim.started.wait()
+        if cpu.get("on_start"):
+            cpu["on_start"]()
+        first = cpu["probe"]()
+        await asyncio.sleep(max(0.0, sim.deadline - asyncio.get_running_loop().time()))
+        last = cpu["probe"]()
+        cpu["window"] = {k: round(last[k] - first[k], 2) for k in first}
 
     async def inject() -> None:
         loop = asyncio.get_running_loop()
@@ -90,7 +115,7 @@ async def drive(sim: Simulator, slots: int, faults: list[tuple[float, str, Any]]
                        + f" ({time.monotonic() - t0:.1f} s)")
             print("   ", log[-1], flush=True)
 
-    await asyncio.gather(inject(), sim.run_all(slots))
+    await asyncio.gather(inject(), account(), sim.run_all(slots))
 
 
 def run_scenario(number: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -135,8 +160,10 @@ def run_scenario(number: int, args: argparse.Namespace) -> dict[str, Any]:
 
         stats, ledger = Stats(), Ledger()
         log: list[str] = []
-        profilers = []
-        if args.profile:
+        profilers: list[tuple[Path, Any]] = []
+
+        def start_profilers() -> None:
+            """py-spy on every app server for the measured window (not the arrivals)."""
             import subprocess
 
             for i, srv in enumerate(servers):
@@ -148,6 +175,11 @@ def run_scenario(number: int, args: argparse.Namespace) -> dict[str, Any]:
                      "--rate", "50", "--format", "raw", "--output", str(out), "--nonblocking"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
 
+        cpu: dict[str, Any] = {"on_start": start_profilers if args.profile else None,
+                               "probe": lambda: cpu_snapshot(
+            [s.proc.pid for s in servers if s.proc is not None],
+            pg.pid() if isinstance(pg, envmod.PrivateCluster) else None)}
+
         async def main() -> tuple[float, float, float]:
             loop = asyncio.get_running_loop()
             t_first = loop.time()
@@ -156,7 +188,7 @@ def run_scenario(number: int, args: argparse.Namespace) -> dict[str, Any]:
                             hostile_share=0.2 if number == 5 else 0.0, ramp_s=args.ramp,
                             run_tag=f"s{number}-{secrets.token_hex(3)}")
             sim = Simulator(cfg, stats, ledger, seed=number)
-            await drive(sim, args.slots, faults, log)
+            await drive(sim, args.slots, faults, log, cpu)
             start, end = sim.measure_start, min(loop.time(), sim.deadline)
             if number == 5:
                 close_test(db_url, public_id)
@@ -191,6 +223,7 @@ def run_scenario(number: int, args: argparse.Namespace) -> dict[str, Any]:
             "ratings_vs_anchor": round(ratings.get("rate_per_s", 0.0) / anchor, 3)
             if anchor else None,
             "endpoints": summary, "faults": log, "db": db,
+            "cpu_s": cpu.get("window", {}),
             "participants_started": ledger.participants_started,
             "participants_finished": ledger.participants_finished,
             "gave_up": ledger.gave_up,
@@ -274,6 +307,13 @@ def print_result(r: dict[str, Any]) -> None:
         print(f"    {name:34s} {e['count']:7d} {e['errors']:5d} {e['conn_failures']:5d} "
               f"{e['rate_per_s']:7.1f} {e['p50_ms']:8.1f} {e['p95_ms']:8.1f} "
               f"{e['p99_ms']:8.1f}")
+    if r.get("cpu_s"):
+        c = r["cpu_s"]
+        per = 1000.0 / max(r["ratings_per_s"] * r["duration_s"], 1e-9)
+        print(f"    CPU in the window: app servers {c['app_servers']} s, simulator "
+              f"{c['simulator']} s, database {c['database']} s, machine {c['machine']} s of "
+              f"{2 * r['duration_s']:.0f} s; per rating: app {c['app_servers'] * per:.1f} ms, "
+              f"simulator {c['simulator'] * per:.1f} ms")
     print(f"    rating submissions/s: {r['ratings_per_s']} (slowest second "
           f"{r['ratings_per_s_min_1s']}); {r['ratings_vs_anchor']} x anchor "
           f"({r['anchor_healthz_per_s']} /healthz per s)")

@@ -307,8 +307,9 @@ class Simulator:
                 ratings.append({"stimulus": i, "question": q["key"], "score": score})
                 answers[(i, q["key"])] = float(score)
         # As the page does: its pending events ride along with the answer.
-        body = json.dumps({"ratings": ratings, "events": events, "listening": [
-            {"stimulus": i, "heard_s": 1.0, "plays": 1} for i in range(len(urls))]}).encode()
+        listening = [{"stimulus": i, "heard_s": 1.0, "plays": 1} for i in range(len(urls))]
+        body = json.dumps({"ratings": ratings, "events": events, "shown": config.get("shown"),
+                           "listening": listening}).encode()
         position = config["trial"]
         key = str(uuid.uuid4())
         headers = {**json_headers, "Idempotency-Key": key}

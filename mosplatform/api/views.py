@@ -15,6 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import ValidationError
 
 from ..extensions import csrf, db
+from ..services.journey import shown_time
 from ..services.lookup import ParticipantRef, participant_ref
 from ..services.ratings import RatingError, record_events, submit_trial
 from . import bp
@@ -84,8 +85,10 @@ def submit_trial_view(token: str, number: int):  # type: ignore[no-untyped-def]
     if not 1 <= number <= MAX_TRIAL_NUMBER:
         return jsonify(error="no such trial"), 404
     try:
-        outcome = submit_trial(participant, number - 1, body,
-                               request.headers.get("Idempotency-Key"))
+        secret = current_app.config["SECRET_KEY"]
+        outcome = submit_trial(
+            participant, number - 1, body, request.headers.get("Idempotency-Key"),
+            shown=lambda trial_id: shown_time(body.get("shown"), trial_id, secret))
     except RatingError as exc:
         db.session.rollback()
         return jsonify(error=exc.message), exc.status

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import abort, g, redirect, render_template, request, session, url_for
+from flask import (
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 from sqlalchemy.orm import defer, joinedload
@@ -198,10 +207,10 @@ def trial(token: str, number: int):  # type: ignore[no-untyped-def]
         strings=i18n.strings(participant.language))
     config["next_url"] = url_for("participant.resume", token=token)
     config["trial"] = page.trial.position
-    html = _page(f"participant/trial_{participant.test.kind}.html", participant,
+    # Read-only page: when it was shown travels with the answer (see journey.shown_stamp).
+    config["shown"] = journey.shown_stamp(page.trial.id, current_app.config["SECRET_KEY"])
+    return _page(f"participant/trial_{participant.test.kind}.html", participant,
                  progress=journey.progress(participant, page.trials), trial_config=config)
-    journey.mark_started(page)  # after rendering: the commit expires what was loaded
-    return html
 
 
 @bp.route("/p/<token>/questionnaire", methods=["GET", "POST"])

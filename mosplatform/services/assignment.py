@@ -22,16 +22,15 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..models import (
     ConditionRole,
-    Item,
     ItemKind,
     Participant,
-    Stimulus,
     Test,
     TestKind,
     TestStatus,
     Trial,
     TrialStimulus,
 )
+from .testinfo import ItemRef, StimulusRef, test_info
 
 RATED_ROLES = {r.value for r in ConditionRole} - {ConditionRole.reference.value}
 
@@ -68,11 +67,10 @@ def find_participant(test: Test, external_id: str | None) -> Participant | None:
     ).scalar_one_or_none()
 
 
-def _lock_test(test_id: int) -> Test:
-    stmt = select(Test).where(Test.id == test_id)
+def _lock_test(test_id: int) -> None:
+    """PostgreSQL: hold the test row's lock until commit (arrivals take turns)."""
     if db.session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return db.session.execute(stmt).scalar_one()
+        db.session.execute(select(Test.id).where(Test.id == test_id).with_for_update())
 
 
 def admit_participant(test: Test, arrival: Arrival) -> Participant:
@@ -97,7 +95,7 @@ def admit_participant(test: Test, arrival: Arrival) -> Participant:
     """
     if not arrival.is_preview and test.status != TestStatus.open.value:
         raise AssignmentError(f"this test is {test.status}; it is not taking participants")
-    test = _lock_test(test.id)
+    _lock_test(test.id)
     seed = secrets.randbits(31)
     participant = Participant(
         test_id=test.id,
@@ -143,17 +141,6 @@ def _cell_counts(test: Test) -> Counter[tuple[int, int]]:
     return Counter({(i, s): n for i, s, n in rows})
 
 
-def _stimuli_by_item(test: Test) -> dict[int, dict[int, Stimulus]]:
-    """item id -> condition id -> stimulus (QC stimuli under condition id -1)."""
-    rows = db.session.execute(
-        select(Stimulus).join(Item).where(Item.test_id == test.id)
-    ).scalars()
-    out: dict[int, dict[int, Stimulus]] = {}
-    for s in rows:
-        out.setdefault(s.item_id, {})[s.condition_id if s.condition_id is not None else -1] = s
-    return out
-
-
 def assign_trials(test: Test, participant: Participant) -> list[Trial]:
     """Choose and store this participant's trials (training, regular, quality control).
 
@@ -179,14 +166,17 @@ def assign_trials(test: Test, participant: Participant) -> list[Trial]:
     least-voted pair.
     """
     rng = np.random.default_rng(participant.seed)
-    definition = test.definition
-    design = definition.get("design", {})
+    info = test_info(test)  # conditions, items and stimuli never change: read once
+    design = info.definition.get("design", {})
     kind = test.kind
-    rated = [c for c in test.conditions if c.role in RATED_ROLES]
-    reference = next((c for c in test.conditions if c.role == ConditionRole.reference.value), None)
-    by_item = _stimuli_by_item(test)
-    regular = [i for i in test.items if i.kind == ItemKind.regular.value]
-    qc_items = [i for i in test.items if i.kind in (ItemKind.gold.value, ItemKind.trap.value)]
+    structure = info.structure()
+    rated = [c for c in structure.conditions if c.role in RATED_ROLES]
+    reference = next((c for c in structure.conditions
+                      if c.role == ConditionRole.reference.value), None)
+    by_item = structure.by_item
+    regular = [i for i in structure.items if i.kind == ItemKind.regular.value]
+    qc_items = [i for i in structure.items
+                if i.kind in (ItemKind.gold.value, ItemKind.trap.value)]
     if not regular or not rated:
         raise AssignmentError("the test has no items or no rated conditions")
     counts = _cell_counts(test)
@@ -203,13 +193,13 @@ def assign_trials(test: Test, participant: Participant) -> list[Trial]:
 
     # Trials are planned in memory, then written with one flush and one bulk insert,
     # so the section that holds the assignment lock stays short.
-    planned: list[tuple[Item, list[Stimulus], str, Stimulus | None, bool]] = []
+    planned: list[tuple[ItemRef, list[StimulusRef], str, StimulusRef | None, bool]] = []
 
-    def rated_stimuli(item: Item) -> list[Stimulus]:
+    def rated_stimuli(item: ItemRef) -> list[StimulusRef]:
         stims = by_item.get(item.id, {})
         return [stims[c.id] for c in rated if c.id in stims]
 
-    def ref_stimulus(item: Item) -> Stimulus | None:
+    def ref_stimulus(item: ItemRef) -> StimulusRef | None:
         if reference is None:
             return None
         return by_item.get(item.id, {}).get(reference.id)
@@ -217,7 +207,7 @@ def assign_trials(test: Test, participant: Participant) -> list[Trial]:
     # Training: all conditions of one item; ratings are discarded (BS.1534-3).
     training = design.get("training", True)
     if training:
-        training_item = next((i for i in test.items if i.kind == ItemKind.training.value),
+        training_item = next((i for i in structure.items if i.kind == ItemKind.training.value),
                              regular[int(rng.integers(len(regular)))])
         stims = rated_stimuli(training_item)
         stims = [stims[k] for k in rng.permutation(len(stims))]
@@ -285,8 +275,8 @@ def assign_trials(test: Test, participant: Participant) -> list[Trial]:
     return trials
 
 
-def _least_filled_pair(stims: list[Stimulus], counts: Counter[tuple[int, int]], item: Item,
-                       rng: np.random.Generator) -> list[Stimulus]:
+def _least_filled_pair(stims: list[StimulusRef], counts: Counter[tuple[int, int]],
+                       item: ItemRef, rng: np.random.Generator) -> list[StimulusRef]:
     pairs = [(a, b) for i, a in enumerate(stims) for b in stims[i + 1:]]
     jitter = rng.random(len(pairs))
     k = min(range(len(pairs)), key=lambda j: (

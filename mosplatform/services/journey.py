@@ -8,8 +8,10 @@ coming back resumes at the first unanswered trial.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from itsdangerous import BadSignature, Signer
 from sqlalchemy import select
 
 from ..extensions import db
@@ -116,9 +118,8 @@ class TrialPage:
 def current_trial_page(participant: Participant | lookup.ParticipantRef, position: int) -> TrialPage | None:
     """Load the trial at ``position`` if it is the participant's first open one.
 
-    Two reads: the participant's trials and the trial's stimuli. Returns None when
-    ``position`` is answered already or not yet due. Record the first showing with
-    :func:`mark_started` once the page is built.
+    Two reads and no write: the participant's trials and the trial's stimuli.
+    Returns None when ``position`` is answered already or not yet due.
     """
     trials = lookup.trials_of(participant.id)
     current = next((t for t in trials if t.completed_at is None), None)
@@ -128,14 +129,35 @@ def current_trial_page(participant: Participant | lookup.ParticipantRef, positio
     return TrialPage(current, trials, stimuli)
 
 
-def mark_started(page: TrialPage) -> None:
-    """Store when the trial was first shown (a commit; later showings change nothing)."""
-    if page.trial.started_at is None:
-        table = Trial.__table__
-        lookup.connection().execute(
-            table.update().where(table.c.id == page.trial.id, table.c.started_at.is_(None))
-            .values(started_at=utcnow()))
-        db.session.commit()
+SHOWN_SALT = "mosplatform.trial-shown"
+
+
+def shown_stamp(trial_id: int, secret_key: str, now: datetime | None = None) -> str:
+    """A signed note of when the trial's page was built, for the page to send back.
+
+    The trial page writes nothing to the database; its answer carries this stamp
+    and the trial's ``started_at`` is set from it in the answer's transaction.
+    """
+    at = now or utcnow()
+    return Signer(secret_key, salt=SHOWN_SALT).sign(
+        f"{trial_id}:{int(at.timestamp() * 1000)}").decode()
+
+
+def shown_time(stamp: Any, trial_id: int, secret_key: str) -> datetime | None:
+    """When the page of ``trial_id`` was built, from its stamp; None if the stamp is
+    missing, forged, for another trial, or not in the past 7 days."""
+    if not isinstance(stamp, str) or len(stamp) > 200:
+        return None
+    try:
+        value = Signer(secret_key, salt=SHOWN_SALT).unsign(stamp).decode()
+        tid, ms = value.split(":")
+        at = datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc)
+    except (BadSignature, ValueError, OverflowError, OSError):
+        return None
+    now = utcnow()
+    if int(tid) != trial_id or not now - timedelta(days=7) <= at <= now:
+        return None
+    return at
 
 
 def trial_config(participant: Participant | lookup.ParticipantRef, page: TrialPage, *, media_url: Any, submit_url: str,

@@ -11,11 +11,16 @@ unique constraint on (participant, stimulus, question) is the last line of defen
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -184,7 +189,8 @@ def _prior(participant: Participant | lookup.ParticipantRef, idempotency_key: st
 
 
 def submit_trial(participant: Participant | lookup.ParticipantRef, position: int, payload: Any,
-                 idempotency_key: str | None = None) -> Outcome:
+                 idempotency_key: str | None = None, *,
+                 shown: Callable[[int], datetime | None] | None = None) -> Outcome:
     """Validate and store the ratings of one trial, and the page events sent with them.
 
     Parameters
@@ -199,6 +205,10 @@ def submit_trial(participant: Participant | lookup.ParticipantRef, position: int
         transaction, so a page sends its events with its answer in one request.
     idempotency_key : str, optional
         Client-chosen key; a retry with the same key replays the first answer.
+    shown : callable, optional
+        ``shown(trial_id)`` gives when the answered page was shown (from the stamp the
+        page sent, :func:`journey.shown_time`), stored as the trial's ``started_at``
+        unless one is stored already.
 
     Returns
     -------
@@ -252,31 +262,38 @@ def submit_trial(participant: Participant | lookup.ParticipantRef, position: int
 
     listening = _listening(payload)
     now = utcnow()
+    started = shown(trial.id) if shown is not None else None
+    values = []
+    if store:
+        for stim_id, qid, score, raw in rows:
+            heard, plays = listening.get(_position_of(by_pos, stim_id), (None, None))
+            values.append({"participant_id": participant.id, "trial_id": trial.id,
+                           "stimulus_id": stim_id, "question_id": qid, "score": score,
+                           "raw_score": raw, "created_at": now,
+                           "listening_time_s": heard, "play_count": plays})
+    body["stored"] = len(values)
     conn = lookup.connection()
+    # Everything is built before the first write, so the write lock (SQLite's is one
+    # per database) is held only for the statements themselves.
     try:
-        # Completing the trial first: a concurrent twin that got here first leaves
-        # nothing to update, and this request answers as a resubmission.
-        done = conn.execute(_COMPLETE, {"trial_id": trial.id, "now": now})
-        if done.rowcount != 1:
-            raise _Raced()
-        if store and rows:
-            # One statement for all rows; the unique constraint still refuses a second copy.
-            values = []
-            for stim_id, qid, score, raw in rows:
-                heard, plays = listening.get(_position_of(by_pos, stim_id), (None, None))
-                values.append({"participant_id": participant.id, "trial_id": trial.id,
-                               "stimulus_id": stim_id, "question_id": qid, "score": score,
-                               "raw_score": raw, "created_at": now,
-                               "listening_time_s": heard, "play_count": plays})
-            conn.execute(Rating.__table__.insert(), values)
-            body["stored"] = len(rows)
-        if events:
-            conn.execute(Event.__table__.insert(), events)
-        if idempotency_key:
-            conn.execute(IdempotencyRecord.__table__.insert(), [{
-                "participant_id": participant.id, "key": idempotency_key,
-                "status_code": 200, "response": body, "created_at": now}])
-        db.session.commit()
+        with _write_section(conn):
+            # Completing the trial first: a concurrent twin that got here first leaves
+            # nothing to update, and this request answers as a resubmission.
+            done = conn.execute(_COMPLETE, {
+                "trial_id": trial.id, "now": now,
+                "shown": started if started and started <= now else None})
+            if done.rowcount != 1:
+                raise _Raced()
+            if values:
+                # One statement for all rows; the unique constraint refuses a second copy.
+                conn.execute(Rating.__table__.insert(), values)
+            if events:
+                conn.execute(Event.__table__.insert(), events)
+            if idempotency_key:
+                conn.execute(IdempotencyRecord.__table__.insert(), [{
+                    "participant_id": participant.id, "key": idempotency_key,
+                    "status_code": 200, "response": body, "created_at": now}])
+            db.session.commit()
     except (IntegrityError, _Raced):
         # A concurrent retry won the race: answer as it was answered.
         db.session.rollback()
@@ -290,7 +307,29 @@ def submit_trial(participant: Participant | lookup.ParticipantRef, position: int
 _COMPLETE = (Trial.__table__.update()
              .where(Trial.__table__.c.id == bindparam("trial_id"),
                     Trial.__table__.c.completed_at.is_(None))
-             .values(completed_at=bindparam("now")))
+             .values(completed_at=bindparam("now"),
+                     started_at=func.coalesce(Trial.__table__.c.started_at,
+                                              bindparam("shown", type_=Trial.__table__.c.started_at.type))))
+
+
+_sqlite_writers = threading.Lock()
+
+
+@contextlib.contextmanager
+def _write_section(conn: Connection) -> Iterator[None]:
+    """On SQLite, one writing thread per process at a time.
+
+    SQLite has one write lock per database; threads of the same process that queue
+    for it in SQLite's busy handler sleep in growing steps (1, 2, 5, 10 ms...) and
+    often miss the moment it is free. Queueing them on a process lock instead hands
+    the database lock on at once; processes still take turns through SQLite.
+    PostgreSQL locks rows, so nothing is serialised there.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    with _sqlite_writers:
+        yield
 
 
 class _Raced(Exception):

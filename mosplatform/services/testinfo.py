@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from ..config import localized
 from ..extensions import db
-from ..models import Item, Question, Test
+from ..models import Condition, Item, Question, Stimulus, Test
 from .lookup import TestRef
 
 MAX_ENTRIES = 256
@@ -53,6 +53,40 @@ def localized_scale(scale: dict[str, Any], lang: str) -> dict[str, Any]:
                       for b in scale.get("bands", [])]}
 
 
+@dataclass(frozen=True)
+class ConditionRef:
+    id: int
+    key: str
+    role: str
+
+
+@dataclass(frozen=True)
+class ItemRef:
+    id: int
+    key: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class StimulusRef:
+    id: int
+    item_id: int
+    condition_id: int | None
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A test's conditions and items (in their order) and its stimuli per item.
+
+    ``by_item[item id][condition id]`` is the stimulus; quality-control clips, which
+    belong to no condition, are under condition id -1.
+    """
+
+    conditions: tuple[ConditionRef, ...]
+    items: tuple[ItemRef, ...]
+    by_item: dict[int, dict[int, StimulusRef]]
+
+
 @dataclass
 class TestInfo:
     """The unchanging parts of one test.
@@ -74,7 +108,27 @@ class TestInfo:
     stages: tuple[str, ...]
     questions: tuple[QuestionInfo, ...]
     _item_sources: dict[int, str] | None = None
+    _structure: Structure | None = None
     _localized: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def structure(self) -> Structure:
+        """Conditions, items and stimuli, read on first use (assignment needs them)."""
+        if self._structure is None:
+            conditions = tuple(ConditionRef(*row) for row in db.session.execute(
+                select(Condition.id, Condition.key, Condition.role)
+                .where(Condition.test_id == self.id).order_by(Condition.position)))
+            items = tuple(ItemRef(*row) for row in db.session.execute(
+                select(Item.id, Item.key, Item.kind)
+                .where(Item.test_id == self.id).order_by(Item.position)))
+            by_item: dict[int, dict[int, StimulusRef]] = {}
+            for row in db.session.execute(
+                    select(Stimulus.id, Stimulus.item_id, Stimulus.condition_id)
+                    .join(Item, Item.id == Stimulus.item_id).where(Item.test_id == self.id)):
+                stim = StimulusRef(*row)
+                key = stim.condition_id if stim.condition_id is not None else -1
+                by_item.setdefault(stim.item_id, {})[key] = stim
+            self._structure = Structure(conditions, items, by_item)
+        return self._structure
 
     def questions_for_page(self, lang: str) -> list[dict[str, Any]]:
         """The questions with labels and scales in ``lang`` (shared: do not modify)."""

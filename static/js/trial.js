@@ -180,6 +180,7 @@ export class TrialPage {
       ratings: this.collectRatings(),
       listening: this.listening(),
       events,
+      shown: cfg.shown,
       client_time_ms: Date.now(),
     };
     const res = await postJSON(cfg.submit_url, payload, {

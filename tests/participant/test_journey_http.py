@@ -52,7 +52,8 @@ def _answer(client, cfg, score):  # type: ignore[no-untyped-def]
     else:
         ratings = [{"stimulus": i, "question": q["key"], "score": score}
                    for i in range(len(cfg["stimuli"])) for q in cfg["questions"]]
-    return client.post(cfg["submit_url"], json={"ratings": ratings, "listening": [
+    return client.post(cfg["submit_url"], json={"ratings": ratings, "shown": cfg["shown"],
+                                                "listening": [
         {"stimulus": i, "heard_s": 2.0, "plays": 1} for i in range(len(cfg["stimuli"]))]},
         headers={"Idempotency-Key": f"k-{cfg['position']}", "X-CSRFToken": cfg["csrf_token"]})
 
@@ -91,6 +92,23 @@ def test_mushra_journey_with_reload_and_resume(client, tmp_path, audio_dirs):
     assert p.external_id == "abc123" and p.status == "finished" and p.completion_code
     # 2 regular trials x 5 rated conditions; training discarded.
     assert db.session.scalar(select(func.count()).select_from(Rating)) == 10
+
+
+def test_trial_page_writes_nothing_and_the_answer_records_when_it_was_shown(
+        client, tmp_path, audio_dirs):
+    from mosplatform.models import Trial
+
+    test = _make(tmp_path, audio_dirs, ACR_YAML)
+    r = _walk_to_trials(client, test.public_id)
+    cfg = _config(r.get_data(as_text=True))
+    # A reload shows the page again; neither showing writes to the database.
+    client.get(r.request.path)
+    assert db.session.scalar(select(func.count()).select_from(Trial)
+                             .where(Trial.started_at.is_not(None))) == 0
+    assert _answer(client, cfg, 3).status_code == 200
+    db.session.expire_all()
+    trial = db.session.execute(select(Trial).where(Trial.position == 0)).scalar_one()
+    assert trial.started_at is not None and trial.started_at <= trial.completed_at
 
 
 def test_same_browser_resumes_without_external_id(client, tmp_path, audio_dirs):

@@ -101,7 +101,7 @@ def walk_to_trial(app, public_id: str, external_id: str | None = None) -> Walker
     url = f"/t/{public_id}" + (f"?PROLIFIC_PID={external_id}" if external_id else "")
     resp = client.get(url)
     assert resp.status_code == 302, resp.status_code
-    token = resp.headers["Location"].rstrip("/").split("/")[-1]
+    token = resp.headers["Location"].split("/p/", 1)[1].split("/")[0]
     for _ in range(6):
         resp = client.get(f"/p/{token}/", follow_redirects=True)
         html = resp.get_data(as_text=True)

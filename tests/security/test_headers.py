@@ -43,7 +43,7 @@ def _journey_pages(app, test) -> list[tuple[str, object]]:  # type: ignore[no-un
     pages = []
     resp = client.get(f"/t/{test.public_id}?PROLIFIC_PID=hdr", headers={"Accept-Encoding": "gzip"})
     pages.append(("link", resp))
-    token = resp.headers["Location"].rstrip("/").split("/")[-1]
+    token = resp.headers["Location"].split("/p/", 1)[1].split("/")[0]
     for _ in range(10):
         resp = client.get(f"/p/{token}/", follow_redirects=True)
         path = resp.request.path

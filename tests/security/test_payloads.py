@@ -167,7 +167,7 @@ def test_forms_need_csrf_when_enabled(csrf_app):
     app, public_id = csrf_app
     client = app.test_client()
     resp = client.get(f"/t/{public_id}")
-    token = resp.headers["Location"].rstrip("/").split("/")[-1]
+    token = resp.headers["Location"].split("/p/", 1)[1].split("/")[0]
     client.get(f"/p/{token}/welcome")
     with app.app_context():
         before = snapshot()

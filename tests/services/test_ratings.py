@@ -190,3 +190,43 @@ def test_answer_names_the_next_open_trial(acr_test):
         # A resubmission names the participant's next open trial too.
         again = submit_trial(p, pos, _answers(p.trials[pos], qs, 3))
         assert again.body["replayed"] and again.body["next_trial"] == out.body["next_trial"]
+
+
+def test_shown_stamp_round_trip_and_forgeries():
+    from datetime import timedelta
+
+    from mosplatform.models import utcnow
+    from mosplatform.services.journey import shown_stamp, shown_time
+
+    at = utcnow() - timedelta(seconds=30)
+    stamp = shown_stamp(7, "secret", at)
+    got = shown_time(stamp, 7, "secret")
+    assert got is not None and abs((got - at).total_seconds()) < 0.002
+    assert shown_time(stamp, 8, "secret") is None  # another trial's page
+    assert shown_time(stamp, 7, "other secret") is None  # forged
+    assert shown_time(stamp.replace("7:", "9:", 1), 7, "secret") is None
+    assert shown_time(shown_stamp(7, "secret", utcnow() + timedelta(hours=1)), 7,
+                      "secret") is None  # in the future
+    assert shown_time(shown_stamp(7, "secret", utcnow() - timedelta(days=8)), 7,
+                      "secret") is None  # stale
+    for junk in (None, 5, "", "x" * 300, ["a"]):
+        assert shown_time(junk, 7, "secret") is None
+
+
+def test_answer_sets_the_trial_start_from_its_page(acr_test):
+    from datetime import timedelta
+
+    from mosplatform.models import Trial, utcnow
+    from mosplatform.services.journey import shown_stamp, shown_time
+
+    p = admit_participant(acr_test, Arrival())
+    trial_id = p.trials[0].id
+    at = utcnow() - timedelta(seconds=12)
+    stamp = shown_stamp(trial_id, "s", at)
+    submit_trial(p, 0, _answers(p.trials[0], acr_test.questions, 3),
+                 shown=lambda tid: shown_time(stamp, tid, "s"))
+    db.session.expire_all()
+    trial = db.session.get(Trial, trial_id)
+    started = trial.started_at.replace(tzinfo=None)
+    assert abs((started - at.replace(tzinfo=None)).total_seconds()) < 0.002
+    assert trial.completed_at.replace(tzinfo=None) > started
