@@ -353,6 +353,25 @@ class Event(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class AssignedVotes(db.Model):
+    """Votes assigned to one (item, stimulus) cell of a test, kept up to date.
+
+    Assignment balances cells by these counts: it reads one row per cell instead of
+    counting every trial of every participant (which grows with the test and runs
+    while arrivals are serialised). Counted as the trials were: regular trials, rated
+    positions, participants who are neither previews nor excluded.
+    """
+
+    __tablename__ = "assigned_votes"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    stimulus_id: Mapped[int] = mapped_column(ForeignKey("stimulus.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    test_id: Mapped[int] = mapped_column(ForeignKey("test.id", ondelete="CASCADE"), index=True)
+    votes: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class ObjectiveScore(db.Model):
     __tablename__ = "objective_score"
     __table_args__ = (UniqueConstraint("stimulus_id", "metric"),)

@@ -50,3 +50,36 @@ def test_sqlite_has_wal_and_foreign_keys(tmp_path):
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
     create_engine(url).dispose()
+
+
+def test_upgrade_fills_the_kept_votes_from_existing_trials(db_url, tmp_path):
+    from mosplatform.config import load_definition
+    from mosplatform.services.assignment import (
+        Arrival,
+        _kept_votes,
+        admit_participant,
+        count_assigned_votes,
+    )
+    from mosplatform.services.importer import create_test
+    from tests.audiofixtures import ACR_YAML, make_musdb, write_definition
+
+    app = _app(db_url, tmp_path)
+    with app.app_context():
+        migrations = str(resource_dir("migrations"))
+        upgrade(directory=migrations)
+        dirs = make_musdb(tmp_path / "audio", tracks=2, seconds=2.6)
+        test = create_test(load_definition(write_definition(tmp_path, ACR_YAML, dirs, "a.yaml")),
+                           open_now=True, compute_sdr=False)
+        for k in range(5):
+            admit_participant(test, Arrival(is_preview=k == 4))
+        expected = count_assigned_votes(test)
+        test_id = test.id
+        assert sum(expected.values()) > 0
+        db.session.commit()
+        db.session.close()
+        # Back to the schema without the table, then up again: the upgrade counts.
+        downgrade(directory=migrations, revision="5f69c49267c3")
+        upgrade(directory=migrations)
+        assert _kept_votes(test_id) == expected
+        db.session.close()
+        db.engine.dispose()

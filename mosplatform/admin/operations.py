@@ -28,6 +28,7 @@ from ..models import (
     TestCollaborator,
     TestStatus,
 )
+from ..services.assignment import change_votes
 
 # action -> (statuses it may start from, status it leads to)
 STATUS_ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -200,6 +201,9 @@ def set_exclusion(participant: Participant, excluded: bool, reason: str,
         raise OperationError("give a reason")
     if len(reason) > MAX_REASON_LENGTH:
         raise OperationError(f"the reason is longer than {MAX_REASON_LENGTH} characters")
+    if bool(participant.excluded) != excluded:
+        # Excluded participants' votes do not count towards balance.
+        change_votes(participant, -1 if excluded else +1)
     if excluded:
         participant.excluded = True
         participant.exclusion_reason = reason

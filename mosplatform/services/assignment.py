@@ -4,9 +4,11 @@ Each participant gets a stored random seed; the trial order, the per-trial condi
 order and (for single-stimulus kinds) the condition drawn for each item all derive
 from it, so every page a participant saw can be rebuilt. When participants rate a
 subset, the least-filled (item, condition) cells are chosen first, counting only
-participants who are not excluded and not previews. Concurrent arrivals are
-serialised per test: PostgreSQL locks the test row (``SELECT ... FOR UPDATE``);
-SQLite takes its single write lock by inserting the participant before counting.
+participants who are not excluded and not previews; the counts are kept per cell
+(:class:`~mosplatform.models.AssignedVotes`) so that an arrival reads one row per
+cell however many participants came before. Concurrent arrivals are serialised per
+test: PostgreSQL locks the test row (``SELECT ... FOR UPDATE``); SQLite takes its
+single write lock by inserting the participant before counting.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import (
+    AssignedVotes,
     ConditionRole,
     ItemKind,
     Participant,
@@ -123,8 +126,13 @@ def admit_participant(test: Test, arrival: Arrival) -> Participant:
     return participant
 
 
-def _cell_counts(test: Test) -> Counter[tuple[int, int]]:
-    """Assigned votes per (item id, stimulus id), over non-excluded, non-preview participants."""
+def count_assigned_votes(test: Test) -> Counter[tuple[int, int]]:
+    """Votes per (item id, stimulus id) counted from the trials themselves.
+
+    The reference for the kept counts (:class:`AssignedVotes`): regular trials, rated
+    positions, participants who are neither previews nor excluded. It reads every
+    trial of the test, so assignment uses the kept counts instead.
+    """
     rows = db.session.execute(
         select(Trial.item_id, TrialStimulus.stimulus_id, func.count())
         .join(TrialStimulus, TrialStimulus.trial_id == Trial.id)
@@ -139,6 +147,51 @@ def _cell_counts(test: Test) -> Counter[tuple[int, int]]:
         .group_by(Trial.item_id, TrialStimulus.stimulus_id)
     ).all()
     return Counter({(i, s): n for i, s, n in rows})
+
+
+def _kept_votes(test_id: int) -> Counter[tuple[int, int]]:
+    """The kept votes per (item id, stimulus id) of a test: one row per cell."""
+    rows = db.session.execute(
+        select(AssignedVotes.item_id, AssignedVotes.stimulus_id, AssignedVotes.votes)
+        .where(AssignedVotes.test_id == test_id)).all()
+    return Counter({(i, s): n for i, s, n in rows})
+
+
+_ADD_VOTES = (AssignedVotes.__table__.update()
+              .where(AssignedVotes.__table__.c.item_id == bindparam("i"),
+                     AssignedVotes.__table__.c.stimulus_id == bindparam("s"))
+              .values(votes=AssignedVotes.__table__.c.votes + bindparam("n")))
+
+
+def _add_votes(test_id: int, deltas: Counter[tuple[int, int]],
+               kept: Counter[tuple[int, int]]) -> None:
+    """Add ``deltas`` to the kept counts (``kept``: the cells that have a row)."""
+    changes = [{"i": i, "s": s, "n": n} for (i, s), n in deltas.items() if n and (i, s) in kept]
+    new = [{"item_id": i, "stimulus_id": s, "test_id": test_id, "votes": n}
+           for (i, s), n in deltas.items() if n and (i, s) not in kept]
+    if changes:
+        db.session.execute(_ADD_VOTES, changes)
+    if new:
+        db.session.execute(insert(AssignedVotes), new)
+
+
+def change_votes(participant: Participant, sign: int) -> None:
+    """Remove (``sign=-1``, on exclusion) or give back (``+1``) a participant's votes.
+
+    Takes the test's assignment lock, like an arrival; the caller commits.
+    """
+    if participant.is_preview:
+        return
+    _lock_test(participant.test_id)
+    cells = db.session.execute(
+        select(Trial.item_id, TrialStimulus.stimulus_id)
+        .join(TrialStimulus, TrialStimulus.trial_id == Trial.id)
+        .where(Trial.participant_id == participant.id, Trial.kind == ItemKind.regular.value,
+               TrialStimulus.position >= 0)).all()
+    deltas = Counter({(i, s): 0 for i, s in cells})
+    for i, s in cells:
+        deltas[(i, s)] += sign
+    _add_votes(participant.test_id, deltas, _kept_votes(participant.test_id))
 
 
 def assign_trials(test: Test, participant: Participant) -> list[Trial]:
@@ -179,7 +232,8 @@ def assign_trials(test: Test, participant: Participant) -> list[Trial]:
                 if i.kind in (ItemKind.gold.value, ItemKind.trap.value)]
     if not regular or not rated:
         raise AssignmentError("the test has no items or no rated conditions")
-    counts = _cell_counts(test)
+    kept = _kept_votes(test.id)
+    counts = Counter(kept)
 
     n_trials = design.get("trials_per_participant") or len(regular)
     n_trials = min(n_trials, len(regular))
@@ -272,6 +326,12 @@ def assign_trials(test: Test, participant: Participant) -> list[Trial]:
             rows.append({"trial_id": trial.id, "stimulus_id": ref.id, "position": -1,
                          "token": new_token()})
     db.session.execute(insert(TrialStimulus), rows)
+    if not participant.is_preview:
+        votes: Counter[tuple[int, int]] = Counter()
+        for item, stims, kind_, _, _ in planned:
+            if kind_ == ItemKind.regular.value:
+                votes.update((item.id, st.id) for st in stims)
+        _add_votes(test.id, votes, kept)
     return trials
 
 

@@ -56,14 +56,49 @@ def test_acr_conditions_balanced_per_item(acr_test):
     assert len(counts) == 9 and set(counts.values()) == {2}
 
 
-def test_excluded_participants_do_not_count(acr_test):
-    first = admit_participant(acr_test, Arrival())
-    first.excluded = True
+def _admin():  # type: ignore[no-untyped-def]
+    from mosplatform.models import AdminUser
+
+    admin = AdminUser(username="curator", password_hash="-")
+    db.session.add(admin)
     db.session.commit()
+    return admin
+
+
+def test_excluded_participants_do_not_count(acr_test):
+    from mosplatform.admin.operations import set_exclusion
+
+    first = admit_participant(acr_test, Arrival())
+    set_exclusion(first, True, "failed the headphone check", _admin())
     counts = Counter()
     for _ in range(9):
         counts.update(_cells(admit_participant(acr_test, Arrival())))
     assert set(counts.values()) == {2}
+
+
+def test_kept_votes_match_a_count_of_the_trials(acr_test):
+    """Arrivals, previews, exclusions and re-inclusions keep the per-cell counts exact."""
+    import random
+
+    from mosplatform.admin.operations import set_exclusion
+    from mosplatform.services.assignment import _kept_votes, count_assigned_votes
+
+    admin = _admin()
+    rng = random.Random(3)
+    people = []
+    for k in range(30):
+        people.append(admit_participant(acr_test, Arrival(is_preview=k % 7 == 0)))
+        if k % 4 == 3:
+            who = rng.choice(people)
+            set_exclusion(who, not who.excluded, "curation", admin)
+        expected = count_assigned_votes(acr_test)
+        kept = _kept_votes(acr_test.id)
+        assert +kept == expected, k  # (+ drops cells whose count went back to 0)
+    # Excluding twice changes nothing the second time.
+    who = next(p for p in people if not p.is_preview and not p.excluded)
+    set_exclusion(who, True, "once", admin)
+    set_exclusion(who, True, "twice", admin)
+    assert +_kept_votes(acr_test.id) == count_assigned_votes(acr_test)
 
 
 def test_closed_test_refuses_participants(acr_test):
