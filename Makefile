@@ -78,6 +78,8 @@ bench: install-test postgres .venv-bench/bin/python
 	$(PY) bench/separation_rtf.py
 	$(PY) bench/train_variants.py
 	$(PY) bench/systems_sdr.py
+	$(PY) bench/load/endpoint_cost.py 30
+	$(PY) bench/load/arrival_cost.py
 	$(PY) bench/load/run.py
 
 clean:
