@@ -139,7 +139,7 @@ def run_scenario(number: int, args: argparse.Namespace) -> dict[str, Any]:
             db_url = pg.url(dbname)
         public_id = envmod.prepare_test(db_url, instance, media, work, args.trials, secret)
         server_env = envmod.server_env(db_url, instance, media, secret)
-        workers = args.workers or (3 if spec["servers"] == 1 else 2)
+        workers = args.workers or (4 if spec["servers"] == 1 else 2)
         for i in range(spec["servers"]):
             srv = envmod.AppServer(server_env, workers, args.threads, work / f"server{i}.log")
             srv.start()
@@ -375,8 +375,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="mean listening time per trial, seconds")
     parser.add_argument("--trials", type=int, default=10, help="trials per participant")
     parser.add_argument("--workers", type=int, default=None,
-                        help="gunicorn workers per server (default 3 alone, 2 when two)")
-    parser.add_argument("--threads", type=int, default=8)
+                        help="gunicorn workers per server (default 4 alone, 2 when two)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads per worker (CPU-bound Python: few threads, more "
+                             "processes measured best on 2 cores)")
     parser.add_argument("--pg", choices=("private", "shared"), default="private",
                         help="private: a throwaway cluster; shared: 127.0.0.1:5432")
     parser.add_argument("--json", type=Path, default=None, help="write results as JSON here")
