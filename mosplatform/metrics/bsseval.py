@@ -25,30 +25,39 @@ frame's projection also has a tail of ``filter_length - 1`` samples) and::
 
 with ``s`` the reference image ``j`` in the frame. museval computes a full-length
 FFT per pair of channels, four dense LU solves of the (sources·channels·512)² Gram
-matrix per track and then time-domain projections frame by frame. This module
+matrix per track and then time-domain projections frame by frame. This module makes
+two passes over the frames, a chunk of frames at a time:
 
-1. transforms each zero-padded frame of every reference and estimate channel once;
-   the lagged correlations (reference/reference and reference/estimate, lags
+1. it transforms each zero-padded frame of every reference and estimate channel
+   (one FFT per channel and frame, whatever the number of estimates); the lagged
+   correlations (reference/reference and reference/estimate, lags
    ``0 .. filter_length - 1``) are the sum over frames of the cross-spectra (one
-   batched matrix product per chunk of frames) plus short FFTs of the
+   real matrix product per frequency and chunk) plus short FFTs of the
    ``filter_length - 1`` samples either side of each frame boundary;
-2. solves the normal equations ``(G + eps I) C = D`` (museval's regularisation) for
-   all estimate channels at once by a block Levinson recursion, exploiting that
-   ``G`` is block Toeplitz; the projections on each target's own reference solve its
-   block-diagonal part in the same recursion. A solution whose residual is not at
+2. it solves the normal equations ``(G + eps I) C = D`` (museval's regularisation)
+   for all estimate channels at once by a block Levinson recursion, exploiting that
+   ``G`` is block Toeplitz, and the projections on each target's own reference as
+   small systems of that source's channels. A solution whose residual is not at
    rounding level falls back to a dense Cholesky factorisation (then LU, then least
    squares, as museval does);
-3. filters each frame in the frequency domain, reusing the frame spectra of step 1
-   when they fit in memory, and takes every energy by Parseval, without inverse
-   transforms.
+3. it transforms the frames again and filters them in the frequency domain: per
+   frequency one real matrix product gives ``P_all`` of every target channel and
+   small ones give each ``P_j``; the differences are formed element-wise and every
+   energy is taken by Parseval, without inverse transforms.
 
-With overlapping frames (``hop < window``) step 1 uses blocks of its own instead.
-SDR needs none of that; :func:`framewise_sdr` computes it alone.
+Transforming twice is cheaper than keeping a long track's spectra between the
+passes: every megabyte of fresh memory costs page faults (on virtual machines as
+much as transforming it again), so the working set stays at a couple of hundred
+megabytes (one chunk of spectra, the summed cross-spectra, later the filter
+responses in the same buffer), whatever the track length; the last chunk of the
+first pass is reused by the second. With overlapping frames (``hop < window``)
+step 1 uses blocks of its own instead. SDR needs none of that;
+:func:`framewise_sdr` computes it alone.
 
-With ``workers > 1`` the chunks of frames of steps 1 and 3 are dealt out to threads
-(each thread sums its own cross-spectra; the sums are added at the end) and the
-FFTs of whole-track arrays use pocketfft's threads. Step 2 stays on one thread: the
-recursion is a long chain of small steps.
+With ``workers > 1`` the threads share every chunk (the FFTs by frames, the
+per-frequency products by frequency ranges), so that the working set does not grow
+with the threads. Step 2 stays on one thread: the recursion is a long chain of
+small steps.
 """
 
 from __future__ import annotations
@@ -74,13 +83,14 @@ __all__ = [
 
 METRICS = ("SDR", "ISR", "SIR", "SAR")
 
-# Working-set target for the frequency-domain stages (bytes); keeps 180 s tracks far
-# below 2 GB while large enough for efficient batched products.
-_CHUNK_BYTES = 96 * 2**20
-# Frame spectra up to this size are kept between fitting and projecting (a 30 s
-# 4-source stereo track needs about 170 MB); the frames of longer tracks beyond it
-# are transformed a second time. Sized so that a 180 s track stays under 2 GB in all.
-_KEEP_SPECTRA_BYTES = 384 * 2**20
+# Spectra of one chunk of frames (bytes): about ten 1 s frames of 4 stereo sources
+# and their estimates, enough for efficient per-frequency products (whose size is
+# the number of frames); more costs page faults for little speed.
+_CHUNK_BYTES = 64 * 2**20
+# Rows transformed by one FFT call, and the working set of one frequency band of the
+# per-frequency products (fits the L2/L3 caches).
+_FFT_BATCH_BYTES = 8 * 2**20
+_BAND_BYTES = 2 * 2**20
 
 
 @dataclass(frozen=True)
@@ -148,25 +158,47 @@ def _pad_or_truncate(estimates: np.ndarray, n_samples: int) -> np.ndarray:
     return estimates
 
 
-def _active_samples(x: np.ndarray) -> np.ndarray:
-    """Samples whose channel sum is non-zero, ``(sources, samples)`` (museval's test)."""
-    out = np.empty(x.shape[:2], dtype=bool)
-    ones = np.ones(x.shape[2])
-    step = 1 << 18
-    for a in range(0, x.shape[1], step):
-        seg = x[:, a : a + step]
-        if x.shape[2] <= 2:  # a sum of at most two terms is exact in any order
-            total = seg @ ones
-        else:
-            total = seg[:, :, 0].copy()
-            for c in range(1, x.shape[2]):
+def _any_active(x: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Whether each source of ``x`` has a non-zero channel sum in ``[start, stop)``.
+
+    museval's test, a block at a time; it stops as soon as every source is found
+    active, which in a frame of music is usually in its first block.
+    """
+    found = np.zeros(x.shape[0], dtype=bool)
+    for a in range(start, stop, 4096):
+        seg = x[:, a : min(a + 4096, stop)]
+        total = seg[:, :, 0]
+        if x.shape[2] > 1:
+            total = np.add(total, seg[:, :, 1])
+            for c in range(2, x.shape[2]):  # channel by channel, as museval's sum
                 total += seg[:, :, c]
-        np.not_equal(total, 0, out=out[:, a : a + step])
-    return out
+        found |= np.any(total != 0, axis=1)
+        if found.all():
+            break
+    return found
 
 
-def _validate(references: np.ndarray, estimates: np.ndarray, pad: bool):
-    """Check shapes and silence; return float64 images and their active samples."""
+def _frame_activity(x: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Whether each source is active (non-silent) in each frame: ``(sources, frames)``."""
+    return np.stack([_any_active(x, a, b) for a, b in bounds], axis=1)
+
+
+def _check_active(x: np.ndarray, active: np.ndarray, message: str) -> None:
+    """Raise ``ValueError(message)`` if a source of ``x`` is all-zero.
+
+    ``active`` (``(sources, frames)``) answers for the sources active in some frame;
+    the others are looked at over the whole signal (trailing partial frame included).
+    """
+    unseen = np.flatnonzero(~active.any(axis=1))
+    if len(unseen) and not _any_active(x[unseen], 0, x.shape[1]).all():
+        raise ValueError(message)
+
+
+def _validate(references: np.ndarray, estimates: np.ndarray, pad: bool, window, hop):
+    """Check shapes and silence; return float64 images, frame bounds and silent frames.
+
+    A frame is silent when any reference or estimate source is all-zero in it.
+    """
     refs = _as_images(references, "references")
     ests = _as_images(estimates, "estimates")
     if pad and refs.shape[::2] == ests.shape[::2]:
@@ -178,19 +210,17 @@ def _validate(references: np.ndarray, estimates: np.ndarray, pad: bool):
         )
     if refs.size == 0:
         raise ValueError("references and estimates are empty")
-    active_refs = _active_samples(refs)
-    active_ests = _active_samples(ests)
-    if not active_refs.any(axis=1).all():
-        raise ValueError(
-            "every reference source must be non-silent (museval refuses all-zero "
-            "references: they make the evaluation ambiguous)"
-        )
-    if not active_ests.any(axis=1).all():
-        raise ValueError(
-            "every estimated source must be non-silent (museval refuses all-zero "
-            "estimates: the least-squares problem is underdetermined)"
-        )
-    return refs, ests, np.concatenate([active_refs, active_ests])
+    bounds = frame_bounds(refs.shape[1], window, hop)
+    active_refs = _frame_activity(refs, bounds)
+    _check_active(refs, active_refs,
+                  "every reference source must be non-silent (museval refuses all-zero "
+                  "references: they make the evaluation ambiguous)")
+    active_ests = _frame_activity(ests, bounds)
+    _check_active(ests, active_ests,
+                  "every estimated source must be non-silent (museval refuses all-zero "
+                  "estimates: the least-squares problem is underdetermined)")
+    silent = ~(active_refs.all(axis=0) & active_ests.all(axis=0))
+    return refs, ests, bounds, silent
 
 
 # --------------------------------------------------------------------------- framing
@@ -253,13 +283,9 @@ def silent_frames(references: np.ndarray, estimates: np.ndarray, bounds: np.ndar
         Boolean array shaped ``(frames,)``.
     """
     active = np.concatenate(
-        [_active_samples(_as_images(x, "signal")) for x in (references, estimates)]
+        [_frame_activity(_as_images(x, "signal"), bounds) for x in (references, estimates)]
     )
-    return _silent_from_active(active, bounds)
-
-
-def _silent_from_active(active: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    return np.array([not active[:, a:b].any(axis=1).all() for a, b in bounds], dtype=bool)
+    return ~active.all(axis=0)
 
 
 def _db(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -317,19 +343,28 @@ _SERIAL = _Parallel(1)
 # ------------------------------------------------------------------------------- SDR
 
 
-def _frame_energies(x: np.ndarray, bounds: np.ndarray, y: np.ndarray | None = None):
-    """Energy of ``x`` (or of ``y - x``) in every frame: ``(sources, frames)``.
+def _sdr_energies(refs: np.ndarray, ests: np.ndarray, bounds: np.ndarray,
+                 par: _Parallel = _SERIAL):
+    """Energies of each target's reference ``s`` and of ``e - s`` in every frame.
 
-    Frame by frame, so that the difference never exists at full length.
+    Returns two ``(targets, frames)`` arrays; frame by frame, so that the difference
+    never exists at full length (threads take contiguous shares of the frames).
     """
+    n_tgt = ests.shape[0]
     length = int(bounds[0, 1] - bounds[0, 0])
-    out = np.empty((x.shape[0], len(bounds)))
-    for t, (start, _) in enumerate(bounds):
-        seg = x[:, start : start + length]
-        if y is not None:
-            seg = y[:, start : start + length] - seg
-        out[:, t] = np.einsum("snc,snc->s", seg, seg)
-    return out
+    signal = np.empty((n_tgt, len(bounds)))
+    error = np.empty((n_tgt, len(bounds)))
+
+    def frames(share: slice) -> None:
+        for t in range(share.start, share.stop):
+            start = int(bounds[t, 0])
+            s = refs[:n_tgt, start : start + length]
+            e = ests[:, start : start + length] - s
+            signal[:, t] = np.einsum("snc,snc->s", s, s)
+            error[:, t] = np.einsum("snc,snc->s", e, e)
+
+    par.map(frames, par.slices(len(bounds)))
+    return signal, error
 
 
 def framewise_sdr(
@@ -374,15 +409,37 @@ def framewise_sdr(
     array([[20., 20.],
            [20., 20.]])
     """
-    refs, ests, active = _validate(references, estimates, pad)
-    refs = refs[: ests.shape[0]]
-    bounds = frame_bounds(refs.shape[1], window, hop)
-    sdr = _db(_frame_energies(refs, bounds), _frame_energies(refs, bounds, ests))
-    sdr[:, _silent_from_active(active, bounds)] = np.nan
+    refs, ests, bounds, silent = _validate(references, estimates, pad, window, hop)
+    sdr = _db(*_sdr_energies(refs, ests, bounds))
+    sdr[:, silent] = np.nan
     return sdr
 
 
 # ---------------------------------------------------------------- correlations, fits
+
+
+def _fft_length(n: int) -> int:
+    """A fast real FFT length of at least ``n``.
+
+    Among the 5-smooth lengths up to 5 % above ``next_fast_len(n)``, the one with the
+    most factors of two (pocketfft's fastest passes): e.g. 46080 = 2^10·45 for 44611
+    (a 1 s frame at 44.1 kHz plus 511 filter taps) rather than ``next_fast_len``'s
+    45000 = 2^3·3^2·5^4, a third faster.
+    """
+    n = int(n)
+    first = sp_fft.next_fast_len(n, real=True)
+    limit = max(first, int(1.05 * n))
+    best = first
+    odd = 1
+    while odd <= limit:  # odd parts 3^b 5^c, each raised by powers of two past n
+        part = odd
+        while part <= limit:
+            size = part << max(0, (n - 1) // part).bit_length()  # smallest part·2^a >= n
+            if size <= limit and ((size & -size), -size) > ((best & -best), -best):
+                best = size
+            part *= 5
+        odd *= 3
+    return best
 
 
 def _channel_rows(x: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
@@ -393,114 +450,232 @@ def _channel_rows(x: np.ndarray, start: int, stop: int, out: np.ndarray) -> None
     channel ``c`` of source ``i``.
     """
     lo = max(start, 0)
-    hi = min(stop, x.shape[1])
+    hi = max(min(stop, x.shape[1]), lo)
     n_src, _, n_ch = x.shape
     view = out.reshape(n_src, n_ch, -1)
-    view[...] = 0.0
-    if hi > lo:
-        view[:, :, lo - start : hi - start] = x[:, lo:hi].transpose(0, 2, 1)
+    view[:, :, : lo - start] = 0.0
+    view[:, :, lo - start : hi - start] = x[:, lo:hi].transpose(0, 2, 1)
+    view[:, :, hi - start :] = 0.0
 
 
-def _chunk_ranges(n_frames: int, n_rows: int, nfft: int) -> list[tuple[int, int]]:
-    """Consecutive ``[first, stop)`` frame ranges whose spectra fit ``_CHUNK_BYTES``."""
-    step = max(1, _CHUNK_BYTES // (3 * 16 * (nfft // 2 + 1) * n_rows))
-    return [(a, min(a + step, n_frames)) for a in range(0, n_frames, step)]
+# NumPy >= 2 transforms into a given array: the spectra of every batch of frames then
+# reuse one buffer instead of a fresh allocation per batch (fresh memory is slow to map).
+_FFT_INTO = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 
 
-def _chunk_spectrum(refs, ests, starts, length, nfft) -> np.ndarray:
-    """Spectra of the zero-padded frames starting at ``starts``: ``(F, k, P + K)``.
+def _rfft_rows(rows: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """Real FFT of each row of ``rows`` (``(..., nfft)``), into ``out`` when given."""
+    if out is None:
+        return sp_fft.rfft(rows, axis=-1)
+    out = out[: len(rows)]
+    np.fft.rfft(rows, axis=-1, out=out)
+    return out
 
-    The reference channels then the estimate channels of each frame. Every channel
-    of every frame is transformed once, however many estimates share the references.
+
+class _FrameSpectra:
+    """Spectra of zero-padded frames of the references and estimates, chunk by chunk.
+
+    A chunk is ``(frames, F, P + K)`` complex: per frame and frequency the reference
+    channels then the estimate channels, each frame one contiguous block (the layout
+    that the per-frequency matrix products read, obtained from the FFT's row layout by
+    one cheap transposition per frame). Every channel of every frame is transformed
+    once per pass, however many estimates share the references. One chunk buffer and
+    one FFT input buffer per thread serve every chunk of both passes: fresh memory is
+    slow to map (page faults), and reusing a few tens of megabytes is cheaper than
+    keeping the spectra of a whole track between the passes.
+    """
+
+    def __init__(self, refs, ests, length: int, nfft: int, n_frames: int,
+                 par: _Parallel = _SERIAL):
+        self.refs, self.ests, self.length, self.nfft, self.par = refs, ests, length, nfft, par
+        self.n_ref = refs.shape[0] * refs.shape[2]
+        self.n_rows = self.n_ref + ests.shape[0] * ests.shape[2]
+        n_freq = nfft // 2 + 1
+        per_frame = 16 * n_freq * self.n_rows
+        size = max(1, min(n_frames, _CHUNK_BYTES // per_frame))
+        self.chunk = np.empty((size, n_freq, self.n_rows), dtype=np.complex128)
+        # each thread transforms a share of every chunk, a batch of frames at a time
+        share = -(-size // min(par.workers, size))
+        self.batch = max(1, min(share, _FFT_BATCH_BYTES // (8 * nfft * self.n_rows)))
+        workers = min(par.workers, size)
+        self.rows = [np.empty((self.batch, self.n_rows, nfft)) for _ in range(workers)]
+        self.spec = [np.empty((self.batch, self.n_rows, n_freq), dtype=np.complex128)
+                     for _ in range(workers)] if _FFT_INTO else [None] * workers
+        self.held = np.empty(0, dtype=np.int64)  # start samples of the frames in chunk
+
+    def chunks(self, starts: np.ndarray):
+        """Yield ``(first, spectra)`` for chunks of the frames at ``starts``.
+
+        ``spectra`` (frames ``first, first + 1, ...``) is overwritten by the next chunk.
+        Frames whose spectra the buffer still holds from the previous pass (its last
+        chunk) come first and are not transformed again.
+        """
+        starts = np.asarray(starts)
+        skip = None
+        inside = np.flatnonzero(np.isin(self.held, starts))  # not a remainder block
+        if len(inside):
+            run = self.held[inside[0] :]
+            first = int(np.searchsorted(starts, run[0]))
+            if np.array_equal(starts[first : first + len(run)], run):
+                skip = (first, first + len(run))
+                yield first, self.chunk[inside[0] : len(self.held)]
+        step = len(self.chunk)
+        spans = [(0, len(starts))] if skip is None else [(0, skip[0]), (skip[1], len(starts))]
+        for a, b in spans:
+            for first in range(a, b, step):
+                part = self.chunk[: min(step, b - first)]
+                self.held = starts[:0]
+                jobs = [(starts[first:], part, worker, frames)
+                        for worker, frames in enumerate(self.par.slices(len(part)))]
+                self.par.map(self._transform, jobs)
+                self.held = starts[first : first + len(part)]
+                yield first, part
+
+    def _transform(self, job) -> None:
+        """Transform ``frames`` of a chunk (``starts``, ``out``) with ``worker``'s rows."""
+        starts, out, worker, frames = job
+        rows = self.rows[worker]
+        for a in range(frames.start, frames.stop, self.batch):
+            m = min(self.batch, frames.stop - a)
+            for i in range(m):
+                start = int(starts[a + i])
+                _channel_rows(self.refs, start, start + self.length, rows[i, : self.n_ref])
+                _channel_rows(self.ests, start, start + self.length, rows[i, self.n_ref :])
+            spec = _rfft_rows(rows[:m], self.spec[worker])
+            for i in range(m):
+                np.copyto(out[a + i], spec[i].T)
+
+
+def _add_cross(spec: np.ndarray, n_ref: int, cross: np.ndarray, first: bool = False,
+               par: _Parallel = _SERIAL) -> None:
+    """Add the frames' cross-spectra ``sum_t conj(X_t) Y_t`` to ``cross``.
+
+    ``spec`` is ``(frames, F, P + K)`` complex (:class:`_FrameSpectra`), ``X`` its
+    reference channels and ``Y`` all its channels; ``cross`` is ``(F, P, P + K)``
+    complex (``first`` overwrites it). Per frequency, one real matrix product of the
+    interleaved real and imaginary parts gives ``g = sum_t u_t^T v_t`` (faster than a
+    complex product with a conjugated copy at these sizes); read as complex numbers
+    along its last axis, its row ``(p, re)`` is ``sum Re(X_p) Y`` and its row
+    ``(p, im)`` is ``sum Im(X_p) Y``, so ``sum conj(X_p) Y = row(p, re) - i
+    row(p, im)``. Threads take disjoint frequency ranges.
+    """
+    real = spec.view(np.float64)  # (frames, F, 2(P + K))
+    rows = 2 * n_ref
+    band = max(1, _BAND_BYTES // (8 * rows * real.shape[2]))
+
+    def accumulate(freqs: slice) -> None:
+        size = min(band, freqs.stop - freqs.start)
+        products = np.empty((size, rows, real.shape[2]))
+        combined = np.empty((size, n_ref, real.shape[2] // 2), dtype=np.complex128)
+        for f0 in range(freqs.start, freqs.stop, band):
+            part = real[:, f0 : min(f0 + band, freqs.stop)]
+            m = part.shape[1]
+            g = products[:m]
+            np.matmul(part[:, :, :rows].transpose(1, 2, 0), part.transpose(1, 0, 2), out=g)
+            g = g.view(np.complex128)  # (m, 2P, P + K)
+            dest = cross[f0 : f0 + m]
+            out = dest if first else combined[:m]
+            np.multiply(g[:, 1::2], -1j, out=out)
+            out += g[:, 0::2]
+            if not first:
+                dest += out
+
+    par.map(accumulate, par.slices(real.shape[1]))
+
+
+def _cross_correlations(cross: np.ndarray, nfft: int, max_lag: int,
+                        par: _Parallel = _SERIAL) -> np.ndarray:
+    """Lags ``0 .. max_lag - 1`` of the correlations with cross-spectra ``cross``.
+
+    ``cross`` is ``(F, P, P + K)`` (:func:`_add_cross`); returns ``(max_lag, P, P +
+    K)``. One reference channel at a time, transformed as rows (contiguous transforms
+    are the fast ones), so that the inverse transforms take little memory.
+    """
+    n_freq, n_ref, n_y = cross.shape
+    corr = np.empty((max_lag, n_ref, n_y))
+
+    def channels(share: slice) -> None:
+        rows = np.empty((n_y, n_freq), dtype=np.complex128)
+        out = np.empty((n_y, nfft)) if _FFT_INTO else None
+        for p in range(share.start, share.stop):
+            for f0 in range(0, n_freq, 512):  # a cache-sized block at a time
+                np.copyto(rows[:, f0 : f0 + 512], cross[f0 : f0 + 512, p].T)
+            if out is None:
+                corr[:, p] = sp_fft.irfft(rows, n=nfft, axis=-1)[:, :max_lag].T
+            else:
+                np.fft.irfft(rows, n=nfft, axis=-1, out=out)
+                corr[:, p] = out[:, :max_lag].T
+
+    par.map(channels, par.slices(n_ref))
+    return corr
+
+
+def _edge_correlations(refs, ests, max_lag: int, boundaries: np.ndarray) -> np.ndarray:
+    """The parts of the lagged correlations that cross the block ``boundaries``.
+
+    Short FFTs of the ``max_lag - 1`` samples either side of each boundary, a group
+    of boundaries at a time; returns ``(max_lag, P, P + K)`` (lag 0 is zero: it never
+    crosses a boundary).
     """
     n_ref = refs.shape[0] * refs.shape[2]
-    n_out = ests.shape[0] * ests.shape[2]
-    rows = np.empty((len(starts), n_ref + n_out, nfft))
-    for i, start in enumerate(starts):
-        _channel_rows(refs, start, start + length, rows[i, :n_ref])
-        _channel_rows(ests, start, start + length, rows[i, n_ref:])
-    spec = sp_fft.rfft(rows, axis=-1)
-    del rows
-    return np.ascontiguousarray(spec.transpose(2, 0, 1))
+    n_y = n_ref + ests.shape[0] * ests.shape[2]
+    ext = max_lag - 1
+    out = np.zeros((max_lag, n_ref, n_y))
+    if ext == 0 or len(boundaries) == 0:
+        return out
+    small = sp_fft.next_fast_len(2 * ext, real=True)
+    group = max(1, min(len(boundaries), _BAND_BYTES // (8 * small * (n_ref + n_y))))
+    tails = np.zeros((group, n_ref, small))
+    heads = np.zeros((group, n_y, small))
+    cross = np.zeros((small // 2 + 1, n_ref, n_y), dtype=np.complex128)
+    for g0 in range(0, len(boundaries), group):
+        edges = boundaries[g0 : g0 + group]
+        for i, edge in enumerate(edges):
+            _channel_rows(refs, edge - ext, edge, tails[i, :, :ext])
+            _channel_rows(refs, edge, edge + ext, heads[i, :n_ref, ext : 2 * ext])
+            _channel_rows(ests, edge, edge + ext, heads[i, n_ref:, ext : 2 * ext])
+        m = len(edges)
+        lhs = np.conjugate(sp_fft.rfft(tails[:m], axis=-1).transpose(2, 1, 0))  # (F, P, b)
+        rhs = sp_fft.rfft(heads[:m], axis=-1).transpose(2, 0, 1)  # (F, b, Q)
+        cross += lhs @ rhs
+    # tail sample i is edge - ext + i and head sample ext + u is edge + u, so index m
+    # of the correlation is lag m
+    out[1:] = sp_fft.irfft(cross, n=small, axis=0)[1:max_lag]
+    return out
 
 
-def _cross_spectrum(spec: np.ndarray, n_ref: int) -> np.ndarray:
-    """``sum_k conj(X_kp) Y_kq`` per frequency: ``(F, P, P + K)``."""
-    lhs = np.conjugate(spec[:, :, :n_ref]).transpose(0, 2, 1)
-    return lhs @ spec
-
-
-def _contiguous_correlations(refs, ests, max_lag, length, n_blocks, nfft, keep_bytes,
-                             par: _Parallel = _SERIAL):
+def _block_correlations(refs, ests, max_lag, length, n_blocks, nfft,
+                        par: _Parallel = _SERIAL, spectra: _FrameSpectra | None = None,
+                        cross: np.ndarray | None = None) -> np.ndarray:
     """Lagged correlations when the signal is cut into contiguous blocks (frames).
 
     ``r[m, p, q] = sum_t x_p(t) y_q(t + m)``, ``m = 0 .. max_lag - 1``, with ``x`` the
     reference channels and ``y`` the reference then estimate channels (zero outside
-    the signals). The within-block parts come from the block spectra (``nfft >=
-    length + max_lag - 1`` keeps them free of wrap-around), the parts that cross a
-    block boundary from short FFTs of the ``max_lag - 1`` samples either side of each
-    boundary. Returns the correlations and the list of the first chunks of block
-    spectra, up to ``keep_bytes``, for reuse by the projections.
+    the signals): ``(max_lag, P, P + K)``. The within-block parts come from the block
+    spectra (``nfft >= length + max_lag - 1`` keeps them free of wrap-around), the
+    parts that cross a block boundary from :func:`_edge_correlations`. ``spectra`` and
+    ``cross`` (``(F, P, P + K)`` complex, overwritten) may be passed in for reuse.
     """
     n = refs.shape[1]
     n_ref = refs.shape[0] * refs.shape[2]
     n_y = n_ref + ests.shape[0] * ests.shape[2]
-    ext = max_lag - 1
     starts = np.arange(n_blocks) * length
-    remainder = n - n_blocks * length
-    block_starts = np.append(starts, n_blocks * length) if remainder > 0 else starts
-    n_freq = nfft // 2 + 1
-    chunks = _chunk_ranges(len(block_starts), n_y, nfft)
-    # the spectra of the first chunks are kept, up to keep_bytes (not the remainder)
-    keep = []
-    for a, b in chunks:
-        nbytes = 16 * n_freq * (b - a) * n_y
-        keep.append(keep_bytes >= nbytes and a < n_blocks)
-        keep_bytes = keep_bytes - nbytes if keep[-1] else 0
-
-    def accumulate(worker):
-        # each thread takes every ``workers``-th chunk and sums its own cross-spectra
-        cross = np.zeros((n_freq, n_ref, n_y), dtype=np.complex128)
-        kept = []
-        for c in range(worker, len(chunks), par.workers):
-            a, b = chunks[c]
-            spec = _chunk_spectrum(refs, ests, block_starts[a:b], length, nfft)
-            cross += _cross_spectrum(spec, n_ref)
-            if keep[c]:
-                kept.append((c, a, spec[:, : n_blocks - a]))
-            del spec
-        return cross, kept
-
-    results = par.map(accumulate, range(min(par.workers, len(chunks))))
-    cross = results[0][0]
-    for other, _ in results[1:]:
-        cross += other
-    kept = [(a, spec) for _, a, spec in sorted(
-        (item for _, items in results for item in items), key=lambda item: item[0])]
-    del results
-    corr = sp_fft.irfft(cross, n=nfft, axis=0, workers=par.workers)[:max_lag]
-    del cross
-    boundaries = block_starts[1:]
-    if ext > 0 and len(boundaries):
-        small = sp_fft.next_fast_len(2 * ext, real=True)
-        tails = np.zeros((len(boundaries), n_ref, small))
-        heads = np.zeros((len(boundaries), n_y, small))
-        for i, edge in enumerate(boundaries):
-            _channel_rows(refs, edge - ext, edge, tails[i, :, :ext])
-            _channel_rows(refs, edge, edge + ext, heads[i, :n_ref, ext : 2 * ext])
-            _channel_rows(ests, edge, edge + ext, heads[i, n_ref:, ext : 2 * ext])
-        lhs = np.conjugate(sp_fft.rfft(tails, axis=-1).transpose(2, 1, 0))  # (F, P, b)
-        rhs = sp_fft.rfft(heads, axis=-1).transpose(2, 0, 1)  # (F, b, Q)
-        edge_corr = sp_fft.irfft(lhs @ rhs, n=small, axis=0)
-        # tail sample i is edge - ext + i and head sample ext + u is edge + u, so
-        # index m of the correlation is lag m; lag 0 never crosses an edge
-        corr[1:] += edge_corr[1:max_lag]
-    return corr, kept
+    if n > n_blocks * length:  # a remainder block, first: the last chunk then holds frames
+        starts = np.append(n_blocks * length, starts)
+    if spectra is None:
+        spectra = _FrameSpectra(refs, ests, length, nfft, len(starts), par)
+    if cross is None:
+        cross = np.empty((nfft // 2 + 1, n_ref, n_y), dtype=np.complex128)
+    for first, spec in spectra.chunks(starts):
+        _add_cross(spec, n_ref, cross, first == 0, par)
+    corr = _cross_correlations(cross, nfft, max_lag, par)
+    corr += _edge_correlations(refs, ests, max_lag, np.sort(starts)[1:])
+    return corr
 
 
 def _lagged_correlations(refs: np.ndarray, ests: np.ndarray, max_lag: int,
                          par: _Parallel = _SERIAL) -> np.ndarray:
-    """Correlations ``r[m, p, q]`` as :func:`_contiguous_correlations`, any framing.
+    """Correlations ``r[m, p, q]`` as :func:`_block_correlations`, any framing.
 
     Blocks of a size chosen for FFT efficiency, independent of the frames.
     """
@@ -508,9 +683,9 @@ def _lagged_correlations(refs: np.ndarray, ests: np.ndarray, max_lag: int,
     ext = max_lag - 1
     nfft = sp_fft.next_fast_len(max(16 * ext, 16384), real=True)
     if n + ext <= nfft:
-        nfft = sp_fft.next_fast_len(n + ext, real=True)
+        nfft = _fft_length(n + ext)
     block = nfft - ext
-    return _contiguous_correlations(refs, ests, max_lag, block, n // block, nfft, 0, par)[0]
+    return _block_correlations(refs, ests, max_lag, block, n // block, nfft, par)
 
 
 def _block_levinson(blocks: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -542,28 +717,34 @@ def _block_levinson(blocks: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         blocks[:, ::-1].transpose(0, 2, 1, 3).reshape(batch, p, n * p)
     )
     backward_row = np.ascontiguousarray(blocks.transpose(0, 3, 1, 2).reshape(batch, p, n * p))
-    fwd = np.zeros((batch, n * p, p))
-    bwd = np.zeros((batch, n * p, p))
+    # two buffers per predictor, swapped at every order (no copies)
+    fwd, fwd_next = np.zeros((batch, n * p, p)), np.zeros((batch, n * p, p))
+    bwd, bwd_next = np.zeros((batch, n * p, p)), np.zeros((batch, n * p, p))
     sol = np.zeros((batch, n * p, m))
     inv0 = np.linalg.inv(blocks[:, 0])
     fwd[:, :p] = inv0
     bwd[:, :p] = inv0
     sol[:, :p] = inv0 @ rhs[:, 0]
+    pair = np.empty((2, batch, p, p))
     for k in range(1, n):
         rows = k * p
         lead = forward_row[:, :, (n - 1 - k) * p : (n - 1) * p]  # [R(k) ... R(1)]
         err_f = lead @ fwd[:, :rows]
         err_b = backward_row[:, :, p : (k + 1) * p] @ bwd[:, :rows]
-        alpha = np.linalg.inv(eye - err_b @ err_f)
-        delta = np.linalg.inv(eye - err_f @ err_b)
+        np.matmul(err_b, err_f, out=pair[0])
+        np.matmul(err_f, err_b, out=pair[1])
+        np.subtract(eye, pair, out=pair)
+        alpha, delta = np.linalg.inv(pair)  # one call for both
         theta = lead @ sol[:, :rows]
-        f_old = fwd[:, :rows].copy()
-        fwd[:, :rows] = f_old @ alpha
-        fwd[:, rows : rows + p] = 0.0
-        fwd[:, p : rows + p] -= bwd[:, :rows] @ (err_f @ alpha)
-        bwd[:, p : rows + p] = bwd[:, :rows] @ delta
-        bwd[:, :p] = 0.0
-        bwd[:, :rows] -= f_old @ (err_b @ delta)
+        # F' = [F; 0] alpha - [0; B] err_f alpha,  B' = [0; B] delta - [F; 0] err_b delta
+        np.matmul(fwd[:, :rows], alpha, out=fwd_next[:, :rows])
+        fwd_next[:, rows : rows + p] = 0.0
+        fwd_next[:, p : rows + p] -= bwd[:, :rows] @ (err_f @ alpha)
+        np.matmul(bwd[:, :rows], delta, out=bwd_next[:, p : rows + p])
+        bwd_next[:, :p] = 0.0
+        bwd_next[:, :rows] -= fwd[:, :rows] @ (err_b @ delta)
+        fwd, fwd_next = fwd_next, fwd
+        bwd, bwd_next = bwd_next, bwd
         sol[:, : rows + p] += bwd[:, : rows + p] @ (rhs[:, k] - theta)
     return sol.reshape(batch, n, p, m)
 
@@ -642,7 +823,7 @@ def _fit_filters(corr: np.ndarray, n_src: int, n_ch: int) -> np.ndarray:
     Parameters
     ----------
     corr : numpy.ndarray
-        ``(L, P, P + K)`` lagged correlations (:func:`_contiguous_correlations`) of
+        ``(L, P, P + K)`` lagged correlations (:func:`_block_correlations`) of
         the ``P = n_src·n_ch`` reference channels with themselves and with the
         ``K = targets·n_ch`` estimate channels.
 
@@ -684,19 +865,55 @@ def _fit_filters(corr: np.ndarray, n_src: int, n_ch: int) -> np.ndarray:
     return filters
 
 
-def _projection_energies(tasks, spectrum, n_frames, filters, nfft, n_tgt, n_ch,
-                         par: _Parallel = _SERIAL) -> np.ndarray:
+def _filter_operators(filters: np.ndarray, nfft: int, n_ch: int,
+                      out: np.ndarray | None = None,
+                      par: _Parallel = _SERIAL) -> tuple[np.ndarray, np.ndarray]:
+    """Frequency responses of the filters as real per-frequency matrices.
+
+    Returns ``onto_all`` (``(F, 2P, 2K)``, the filters onto all references, in
+    ``out`` if given) and ``onto_own`` (``(F, targets, 2c, 2c)``, each target's
+    filters onto its own reference's ``c`` channels). A row vector of interleaved
+    real and imaginary parts of reference spectra times such a matrix gives the
+    interleaved parts of the filtered spectra: read as complex numbers along its last
+    axis, the matrix of a complex response ``h`` has row ``(p, re) = h[p]`` and row
+    ``(p, im) = i h[p]``.
+    """
+    n_ref, _, _, n_out = filters.shape
+    n_freq = nfft // 2 + 1
+    size = n_freq * 2 * n_ref * 2 * n_out
+    out = np.empty(size) if out is None else out.reshape(-1).view(np.float64)
+    onto_all = out[:size].reshape(n_freq, 2 * n_ref, 2 * n_out)
+    onto_own = np.empty((n_freq, n_out // n_ch, 2 * n_ch, 2 * n_ch))
+    rows_all = onto_all.view(np.complex128)  # (F, 2P, K)
+    rows_own = onto_own.view(np.complex128).reshape(n_freq, n_out, 2, n_ch)
+
+    def channel(p: int) -> None:  # one reference channel at a time: small temporaries
+        rows_all[:, 2 * p] = sp_fft.rfft(filters[p, :, 0], n=nfft, axis=0)  # (F, K)
+        np.multiply(rows_all[:, 2 * p], 1j, out=rows_all[:, 2 * p + 1])
+        if p < n_out:  # a target's channel: its own source's filters
+            chans = slice(p - p % n_ch, p - p % n_ch + n_ch)
+            rows_own[:, p, 0] = sp_fft.rfft(filters[p, :, 1, chans], n=nfft, axis=0)
+            np.multiply(rows_own[:, p, 0], 1j, out=rows_own[:, p, 1])
+
+    par.map(channel, range(n_ref))
+    return onto_all, onto_own
+
+
+def _projection_energies(spectra: _FrameSpectra, starts: np.ndarray, filters: np.ndarray,
+                         nfft: int, n_tgt: int, n_ch: int,
+                         workspace: np.ndarray | None = None) -> np.ndarray:
     """Energies of the projections of every target, frame by frame.
 
-    ``tasks`` is a list of ``(first, payload)`` chunks of frames: ``payload`` is
-    either their spectra (``(F, k, P + K)``, :func:`_chunk_spectrum`; released once
-    used) or the start samples of the frames, transformed by ``spectrum(starts)``.
+    ``spectra`` transforms the frames starting at ``starts`` (:class:`_FrameSpectra`).
     Returns ``(5, targets, frames)`` holding, in this order, ``|P_j - s|^2``,
     ``|P_j|^2``, ``|P_all - P_j|^2``, ``|P_all|^2`` and ``|e - P_all|^2`` over each
     frame plus its ``filter_length - 1`` sample tail, each taken from the spectra by
-    Parseval. With several threads each takes every ``workers``-th chunk; every
-    chunk is computed exactly as with one thread.
+    Parseval. Per frequency, one real matrix product gives ``P_all`` of every target
+    channel and small ones (a target's channels by its own filters) each ``P_j``; the
+    differences are then formed element-wise, as museval forms them in time. Threads
+    take disjoint frequency ranges of every chunk.
     """
+    par = spectra.par
     n_ref = filters.shape[0]
     n_out = n_tgt * n_ch
     n_freq = nfft // 2 + 1
@@ -705,54 +922,40 @@ def _projection_energies(tasks, spectrum, n_frames, filters, nfft, n_tgt, n_ch,
     weights[0] = 1.0 / nfft
     if nfft % 2 == 0:
         weights[-1] = 1.0 / nfft
-    # Transforms of the filters onto all references, and of the non-zero (diagonal)
-    # blocks of the filters onto each target's own reference.
-    h_all = sp_fft.rfft(filters[:, :, 0], n=nfft, axis=1, workers=par.workers)  # (P, F, K)
-    own = np.stack([filters[j * n_ch : (j + 1) * n_ch, :, 1, j * n_ch : (j + 1) * n_ch]
-                    for j in range(n_tgt)])  # (targets, c, L, c)
-    h_own = sp_fft.rfft(own, n=nfft, axis=2, workers=par.workers)  # (targets, c, F, c)
-    del own
-    # The differences are linear in the references, so they are filters too:
-    # P_j - s = X (H_j - I), P_all - P_j = X (H_all - H_j). Target channel k is
-    # reference row k, so "I" is a unit on the diagonal of the first K rows.
-    combined = np.empty((n_freq, n_ref, 4, n_out), dtype=np.complex128)
+    onto_all, onto_own = _filter_operators(filters, nfft, n_ch, workspace, par)
+    out = np.empty((5, len(starts), n_out))
 
-    def build(band):
-        part = combined[band]
-        part[:, :, :2] = 0.0
-        for j in range(n_tgt):
-            chans = slice(j * n_ch, (j + 1) * n_ch)
-            part[:, chans, 1, chans] = h_own[j, :, band].transpose(1, 0, 2)
-        part[:, :, 0] = part[:, :, 1]
-        part[:, np.arange(n_out), 0, np.arange(n_out)] -= 1.0
-        part[:, :, 3] = h_all[:, band].transpose(1, 0, 2)
-        np.subtract(part[:, :, 3], part[:, :, 1], out=part[:, :, 2])
+    for first, spec in spectra.chunks(starts):
+        k = len(spec)
+        real = spec.view(np.float64)  # (k, F, 2(P + K))
+        band = max(1, _BAND_BYTES // (5 * 16 * k * n_out))
 
-    par.map(build, par.slices(n_freq))
-    combined = combined.reshape(n_freq, n_ref, 4 * n_out)
+        def bands(freqs: slice, spec=spec, real=real, k=k, band=band) -> np.ndarray:
+            buf = np.empty((5, k, min(band, freqs.stop - freqs.start), n_out),
+                           dtype=np.complex128)
+            acc = np.zeros((5, k, 2 * n_out))
+            for f0 in range(freqs.start, freqs.stop, band):
+                f1 = min(f0 + band, freqs.stop)
+                z = buf[:, :, : f1 - f0]
+                zr = z.view(np.float64)
+                x = real[:, f0:f1, : 2 * n_ref].transpose(1, 0, 2)  # (f, k, 2P)
+                np.matmul(x, onto_all[f0:f1], out=zr[3].transpose(1, 0, 2))  # P_all
+                # P_j: each target's own channels times its own block
+                np.matmul(
+                    x.reshape(f1 - f0, k, -1, 2 * n_ch)[:, :, :n_tgt].transpose(0, 2, 1, 3),
+                    onto_own[f0:f1],
+                    out=zr[1].reshape(k, f1 - f0, n_tgt, 2 * n_ch).transpose(1, 2, 0, 3),
+                )
+                np.subtract(z[1], spec[:, f0:f1, :n_out], out=z[0])  # P_j - s
+                np.subtract(z[3], z[1], out=z[2])  # P_all - P_j
+                np.subtract(spec[:, f0:f1, n_ref:], z[3], out=z[4])  # e - P_all
+                np.multiply(zr, zr, out=zr)
+                acc += np.matmul(weights[f0:f1], zr)
+            return acc
 
-    out = np.empty((5, n_frames, n_out))
-
-    def project(worker):
-        for c in range(worker, len(tasks), par.workers):
-            f0, spec = tasks[c]
-            tasks[c] = None  # kept spectra are released once projected
-            if spec.ndim == 1:
-                spec = spectrum(spec)
-            k = spec.shape[1]
-            z = spec[..., :n_ref] @ combined  # (F, k, 4K)
-            artifacts = np.subtract(spec[..., n_ref:], z[..., 3 * n_out :])  # e - P_all
-            del spec
-            # sum_f w_f |z_f|^2 for every frame and channel as one matrix-vector product
-            for part, first in ((z, 0), (artifacts, 4)):
-                flat = part.view(np.float64).reshape(n_freq, -1)
-                np.multiply(flat, flat, out=flat)
-                energies = (weights @ flat).reshape(k, -1, n_out, 2).sum(axis=3)
-                out[first : first + energies.shape[1], f0 : f0 + k] = energies.transpose(
-                    1, 0, 2)
-
-    par.map(project, range(min(par.workers, len(tasks))))
-    out = out.reshape(5, n_frames, n_tgt, n_ch).sum(axis=3)
+        total = sum(par.map(bands, par.slices(n_freq)))
+        out[:, first : first + k] = total.reshape(5, k, n_out, 2).sum(axis=3)
+    out = out.reshape(5, len(starts), n_tgt, n_ch).sum(axis=3)
     return out.transpose(0, 2, 1)
 
 
@@ -763,34 +966,23 @@ def _evaluate_projections(refs, ests, starts, length, filter_length, par=_SERIAL
     """
     n_src, n, n_ch = refs.shape
     n_tgt = ests.shape[0]
-    nfft = sp_fft.next_fast_len(length + filter_length - 1, real=True)
+    nfft = _fft_length(length + filter_length - 1)
+    spectra = _FrameSpectra(refs, ests, length, nfft, len(starts), par)
+    n_ref, n_y = n_src * n_ch, (n_src + n_tgt) * n_ch
+    # one buffer holds the summed cross-spectra, then the filters onto all references
+    workspace = np.empty((nfft // 2 + 1, n_ref, n_y), dtype=np.complex128)
     # Frames can be the correlation blocks when they tile the signal and are at least
     # as long as the filters (a lag may then cross at most one frame boundary).
     contiguous = len(starts) == 1 or (
         np.all(np.diff(starts) == length) and length >= filter_length - 1
     )
     if contiguous and starts[0] == 0:
-        # every further thread holds a chunk and a cross-spectrum sum of its own: keep
-        # fewer spectra instead, so that the peak memory does not grow with threads
-        n_rows = n_src * n_ch + n_tgt * n_ch
-        per_thread = _CHUNK_BYTES + 16 * (nfft // 2 + 1) * n_src * n_ch * n_rows
-        keep_bytes = max(0, _KEEP_SPECTRA_BYTES - (par.workers - 1) * per_thread)
-        corr, kept = _contiguous_correlations(
-            refs, ests, filter_length, length, len(starts), nfft, keep_bytes, par
-        )
+        corr = _block_correlations(refs, ests, filter_length, length, len(starts), nfft,
+                                   par, spectra, workspace)
     else:
-        corr, kept = _lagged_correlations(refs, ests, filter_length, par), []
+        corr = _lagged_correlations(refs, ests, filter_length, par)
     filters = _fit_filters(corr, n_src, n_ch)
-    n_kept = sum(spec.shape[1] for _, spec in kept)
-    n_rows = n_src * n_ch + n_tgt * n_ch
-    tasks = kept + [(n_kept + a, starts[n_kept + a : n_kept + b])
-                    for a, b in _chunk_ranges(len(starts) - n_kept, n_rows, nfft)]
-    del kept
-
-    def spectrum(chunk_starts):
-        return _chunk_spectrum(refs, ests, chunk_starts, length, nfft)
-
-    return _projection_energies(tasks, spectrum, len(starts), filters, nfft, n_tgt, n_ch, par)
+    return _projection_energies(spectra, starts, filters, nfft, n_tgt, n_ch, workspace)
 
 
 # ----------------------------------------------------------------------- public API
@@ -831,10 +1023,10 @@ def bss_eval(
         Zero-pad or cut the estimates to the reference length, as
         ``museval.evaluate`` does.
     workers : int or None, optional
-        Threads for the batched FFTs, the frequency-domain products and the two
-        independent filter fits. ``None`` (the default) means one thread, so that
-        callers that already evaluate several tracks in parallel (and shared
-        machines) are not oversubscribed; a negative value counts back from
+        Threads for the FFTs, the per-frequency products and the frame energies
+        (the filter fit stays on one thread). ``None`` (the default) means one
+        thread, so that callers that already evaluate several tracks in parallel
+        (and shared machines) are not oversubscribed; a negative value counts back from
         ``os.cpu_count()`` as in ``scipy.fft`` (``-1``: every core). The results
         equal those of one thread up to floating-point summation order (far below
         1e-10 dB). BLAS threads are governed separately (``OPENBLAS_NUM_THREADS``).
@@ -886,19 +1078,15 @@ def bss_eval(
     if filter_length < 1:
         raise ValueError(f"filter_length must be positive, got {filter_length}")
     n_workers = _resolve_workers(workers)
-    refs, ests, active = _validate(references, estimates, pad)
+    refs, ests, bounds, silent = _validate(references, estimates, pad, window, hop)
     n_tgt = ests.shape[0]
-    bounds = frame_bounds(refs.shape[1], window, hop)
     length = int(bounds[0, 1] - bounds[0, 0])
-    silent = _silent_from_active(active, bounds)
-    energy_ref = _frame_energies(refs[:n_tgt], bounds)
-    sdr = _db(energy_ref, _frame_energies(refs[:n_tgt], bounds, ests))
-
     active = np.flatnonzero(~silent)
     energies = np.full((5, n_tgt, len(bounds)), np.nan)
     pool = ThreadPoolExecutor(n_workers) if n_workers > 1 else nullcontext()
     with pool:
         par = _Parallel(n_workers, pool if n_workers > 1 else None)
+        energy_ref, energy_error = _sdr_energies(refs, ests, bounds, par)
         if mode == "v4" and len(active):
             energies[:] = _evaluate_projections(
                 refs, ests, bounds[:, 0], length, filter_length, par
@@ -910,6 +1098,7 @@ def bss_eval(
                     refs[:, start:stop], ests[:, start:stop], np.array([0]), stop - start,
                     filter_length, par,
                 )[..., 0]
+    sdr = _db(energy_ref, energy_error)
     isr = _db(energy_ref, energies[0])
     sir = _db(energies[1], energies[2])
     sar = _db(energies[3], energies[4])

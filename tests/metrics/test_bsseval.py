@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.fft
 import scipy.linalg
 
 from mosplatform.metrics import bss_eval, bss_eval_v3, bss_eval_v4, frame_bounds, framewise_sdr
@@ -174,16 +175,18 @@ def test_result_object():
     assert res.n_frames == 3 and res.window == 1000 and res.filter_length == 8
 
 
-@pytest.mark.parametrize("keep_bytes", [0, 1_500_000])
+@pytest.mark.parametrize("chunk_bytes, band_bytes", [(1, 1), (1_500_000, 100_000)])
 @pytest.mark.parametrize("case", ["stereo_mix_8k", "stereo_silent_frames"])
-def test_long_track_path_recomputing_spectra(case, keep_bytes, generated_cases,
-                                             museval_reference, monkeypatch):
-    # Long tracks keep the spectra of their first frames only (here none, or one
-    # frame) and transform the others a second time.
+def test_chunks_batches_and_bands(case, chunk_bytes, band_bytes, generated_cases,
+                                  museval_reference, monkeypatch):
+    # Frames are transformed a chunk at a time (here one or two frames per chunk, one
+    # per FFT call) and the products run over bands of frequencies (here one or a
+    # few frequencies, so that the last band of each range is partial).
     from mosplatform.metrics import bsseval
 
-    monkeypatch.setattr(bsseval, "_KEEP_SPECTRA_BYTES", keep_bytes)
-    monkeypatch.setattr(bsseval, "_CHUNK_BYTES", 1)  # one frame per chunk
+    monkeypatch.setattr(bsseval, "_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(bsseval, "_FFT_BATCH_BYTES", 1)
+    monkeypatch.setattr(bsseval, "_BAND_BYTES", band_bytes)
     spec, refs, ests = generated_cases[case]
     res = bss_eval_v4(refs, ests, window=spec.window, hop=spec.hop)
     for metric in METRICS:
@@ -192,9 +195,11 @@ def test_long_track_path_recomputing_spectra(case, keep_bytes, generated_cases,
         np.testing.assert_allclose(res[metric][finite], expected[finite], atol=TOLERANCE_DB)
 
 
-@pytest.mark.parametrize("n, length, max_lag", [(1000, 50, 16), (700, 700, 32), (90, 30, 8)])
+@pytest.mark.parametrize("n, length, max_lag",
+                         [(1000, 50, 16), (700, 700, 32), (90, 30, 8), (1000, 300, 16)])
 def test_block_correlations_against_direct_sums(n, length, max_lag):
-    from mosplatform.metrics.bsseval import _contiguous_correlations, _lagged_correlations
+    # (1000, 300, 16): three blocks and a remainder block of 100 samples
+    from mosplatform.metrics.bsseval import _block_correlations, _lagged_correlations
 
     rng = np.random.default_rng(5)
     refs = rng.standard_normal((2, n, 2))
@@ -204,9 +209,105 @@ def test_block_correlations_against_direct_sums(n, length, max_lag):
     expected = np.array([[[np.dot(x[p, : n - m], y[q, m:]) for q in range(6)]
                           for p in range(4)] for m in range(max_lag)])
     nfft = length + max_lag - 1
-    got, _ = _contiguous_correlations(refs, ests, max_lag, length, n // length, nfft, 0)
+    got = _block_correlations(refs, ests, max_lag, length, n // length, nfft)
     np.testing.assert_allclose(got, expected, atol=1e-9)
     np.testing.assert_allclose(_lagged_correlations(refs, ests, max_lag), expected, atol=1e-9)
+
+
+def test_fft_length_prefers_powers_of_two():
+    from mosplatform.metrics.bsseval import _fft_length
+
+    # 1 s at 44.1 kHz plus 511 taps: 46080 = 2^10·45 rather than 45000 = 2^3·3^2·5^4
+    assert _fft_length(44611) == 46080
+    for n in (1, 7, 100, 8127, 12511, 44611, 1_000_003):
+        size = _fft_length(n)
+        assert n <= size <= max(scipy.fft.next_fast_len(n, real=True), 1.05 * n)
+        odd = size // (size & -size)
+        for factor in (3, 5):
+            while odd % factor == 0:
+                odd //= factor
+        assert odd == 1  # 5-smooth
+
+
+def test_cross_spectra_and_filter_operators_against_complex_products():
+    from mosplatform.metrics.bsseval import _add_cross, _filter_operators
+
+    rng = np.random.default_rng(7)
+    frames, n_freq, n_ref, n_out = 3, 9, 4, 2
+    spec = rng.standard_normal((frames, n_freq, n_ref + n_out)) + 1j * rng.standard_normal(
+        (frames, n_freq, n_ref + n_out))
+    expected = np.einsum("tfp,tfq->fpq", np.conjugate(spec[:, :, :n_ref]), spec)
+    cross = np.empty((n_freq, n_ref, n_ref + n_out), dtype=np.complex128)
+    _add_cross(spec[:2], n_ref, cross, first=True)
+    _add_cross(spec[2:], n_ref, cross)
+    np.testing.assert_allclose(cross, expected, rtol=1e-12)
+
+    # filters (P, L, 2, K): onto all references, then onto the target's own (2 channels)
+    n_ch, nfft = 2, 16
+    filters = rng.standard_normal((n_ref, 5, 2, n_out))
+    filters[2:, :, 1] = 0.0
+    onto_all, onto_own = _filter_operators(filters, nfft, n_ch)
+    x = spec[0, :, :n_ref]
+    responses = np.fft.rfft(filters, n=nfft, axis=1)  # (P, F, 2, K)
+    real_x = x.view(np.float64)
+    got_all = np.einsum("fa,fab->fb", real_x, onto_all).view(np.complex128)
+    np.testing.assert_allclose(got_all, np.einsum("fp,pfk->fk", x, responses[:, :, 0]),
+                               rtol=1e-12)
+    got_own = np.einsum("fa,fab->fb", real_x[:, : 2 * n_ch], onto_own[:, 0])
+    np.testing.assert_allclose(got_own.view(np.complex128),
+                               np.einsum("fp,pfk->fk", x[:, :n_ch], responses[:n_ch, :, 1]),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_frame_spectra_chunks_and_reuse(workers, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mosplatform.metrics import bsseval
+
+    rng = np.random.default_rng(8)
+    refs = rng.standard_normal((2, 700, 2))
+    ests = rng.standard_normal((1, 700, 2))
+    length, nfft = 100, 128
+    monkeypatch.setattr(bsseval, "_CHUNK_BYTES", 3 * 16 * (nfft // 2 + 1) * 6)  # 3 frames
+    with ThreadPoolExecutor(workers) as pool:
+        par = bsseval._Parallel(workers, pool)
+        spectra = bsseval._FrameSpectra(refs, ests, length, nfft, 7, par)
+        calls = []
+        transform = spectra._transform
+        monkeypatch.setattr(spectra, "_transform", lambda job: calls.append(job) or transform(job))
+        starts = np.arange(7) * length
+        first_pass = [(first, len(spec)) for first, spec in spectra.chunks(starts)]
+        assert first_pass == [(0, 3), (3, 3), (6, 1)]
+        calls.clear()
+        seen = {}
+        for first, spec in spectra.chunks(starts):  # the second pass: frame 6 is held
+            for i in range(len(spec)):
+                seen[first + i] = spec[i].copy()
+    assert sorted(seen) == list(range(7))
+    assert sum(job[3].stop - job[3].start for job in calls) == 6  # frame 6 reused
+    for t, start in enumerate(starts):
+        x = np.concatenate([refs, ests])[:, start : start + length].transpose(0, 2, 1)
+        expected = np.fft.rfft(x.reshape(6, length), n=nfft, axis=-1).T
+        np.testing.assert_allclose(seen[t], expected, rtol=1e-10, atol=1e-10)
+
+
+def test_a_source_active_only_in_the_dropped_partial_frame_is_accepted():
+    # museval refuses all-zero sources over the whole signal, including the trailing
+    # partial frame that no frame covers; such a source is silent in every frame.
+    from mosplatform.metrics import silent_frames
+
+    rng = np.random.default_rng(9)
+    refs = rng.standard_normal((2, 2500, 1))
+    refs[1, :2000] = 0.0
+    ests = refs + 0.1 * rng.standard_normal(refs.shape)
+    res = bss_eval_v4(refs, ests, window=1000, hop=1000, filter_length=8)
+    assert np.isnan(res.sdr).all()
+    np.testing.assert_array_equal(silent_frames(refs, ests, frame_bounds(2500, 1000, 1000)),
+                                  [True, True])
+    refs[1] = 0.0
+    with pytest.raises(ValueError, match="reference"):
+        bss_eval_v4(refs, ests, window=1000, hop=1000, filter_length=8)
 
 
 def test_frames_shorter_than_the_filters():
@@ -246,7 +347,6 @@ def test_threads_with_recomputed_spectra_and_worker_counts(generated_cases, monk
     spec, refs, ests = generated_cases["stereo_silent_frames"]
     kwargs = dict(window=spec.window, hop=spec.hop, filter_length=spec.filter_length)
     one = bss_eval_v4(refs, ests, workers=1)  # default window: one frame per 44100
-    monkeypatch.setattr(bsseval, "_KEEP_SPECTRA_BYTES", 0)
     monkeypatch.setattr(bsseval, "_CHUNK_BYTES", 1)  # one frame per chunk
     framed_one = bss_eval_v3(refs, ests, **kwargs)
     framed_all = bss_eval_v3(refs, ests, workers=-1, **kwargs)
