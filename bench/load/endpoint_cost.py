@@ -3,12 +3,12 @@
     .venv/bin/python bench/load/endpoint_cost.py [PARTICIPANTS] [--profile [tottime]]
 
 Walks N participants through the real views with Flask's test client on SQLite and
-prints the mean CPU time (``time.thread_time``: the test client runs the request in
-this thread) per endpoint, which is steadier than wall time on a shared machine. The anchor is the sum over one rating's requests
-(trial page, media, ratings with the page's events; the ratings answer names the next
-trial page): its inverse is the single-core
-ceiling of rating submissions per second that the load harness (``bench/load/run.py``)
-approaches under concurrency.
+prints the mean CPU time per endpoint (``time.thread_time``: the test client runs the
+request in this thread), which is steadier than wall time on a shared machine. The
+anchor is the sum over one rating's requests (trial page, media, ratings with the
+page's events; the ratings answer names the next trial page): its inverse is the
+single-core ceiling of rating submissions per second that the load harness
+(``bench/load/run.py``) approaches under concurrency.
 """
 
 from __future__ import annotations

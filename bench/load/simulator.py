@@ -2,9 +2,9 @@
 
 Each of ``slots`` concurrent simulated browsers opens the test link, consents, passes
 the instructions (and calibration), and for every trial loads the page, fetches every
-stimulus, "listens" (sleeps), and posts the ratings with the page events
-(as the page sends them) and an Idempotency-Key, retrying on connection errors and 5xx with the same key and failing
-over to another app server. When a journey is done the slot starts a new participant,
+stimulus, "listens" (sleeps), and posts the ratings as the page does (with its events
+and its "shown" stamp) with an Idempotency-Key, retrying on connection errors and 5xx
+with the same key and failing over to another app server. When a journey is done the slot starts a new participant,
 until the deadline. Every ratings answer with a 2xx is written to a :class:`Ledger`,
 which the database check compares with what was stored.
 """

@@ -2,9 +2,11 @@
 
 ``POST /api/p/<token>/trial/<n>/ratings`` with ``X-CSRFToken`` and an optional
 ``Idempotency-Key`` header; body ``{"ratings": [{"stimulus", "question", "score"}],
-"listening": [...], "events": [...]}`` (the page's pending events ride along with its
-answer and are stored in the same transaction). ``POST /api/p/<token>/events`` with ``{"events": [...]}``.
-Answers: 200 ``{"ok": true, "next_url": ...}`` or 4xx ``{"error": "..."}``.
+"listening": [...], "events": [...], "shown": "..."}``: the page's pending events ride
+along with its answer and are stored in the same transaction, and ``shown`` is the
+page's signed stamp of when it was shown. ``POST /api/p/<token>/events`` with
+``{"events": [...]}`` for the events sent while the page is open. Answers: 200
+``{"ok": true, "next_url": ...}`` (the next trial page) or 4xx ``{"error": "..."}``.
 """
 
 from __future__ import annotations

@@ -76,8 +76,8 @@ def stage_url(participant: Participant) -> str:
     return url_for(f"participant.{stage}", token=participant.token)
 
 
-def _page(template: str, participant: Participant | ParticipantRef, progress=None,  # type: ignore[no-untyped-def]
-          **context):
+def _page(template: str, participant: Participant | ParticipantRef,  # type: ignore[no-untyped-def]
+          progress=None, **context):
     return render_template(
         template, test_name=participant.test.name, lang=participant.language,
         progress=progress or journey.progress(participant), csrf_token=generate_csrf(),

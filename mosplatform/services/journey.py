@@ -63,7 +63,8 @@ def first_open_trial(participant: Participant) -> Trial | None:
     ).scalar_one_or_none()
 
 
-def progress(participant: Participant | lookup.ParticipantRef, trials: list[Any] | None = None) -> dict[str, int]:
+def progress(participant: Participant | lookup.ParticipantRef,
+             trials: list[Any] | None = None) -> dict[str, int]:
     """Steps done and total, counting every page of the journey.
 
     ``trials`` are the participant's trials (objects or rows with ``completed_at``)
@@ -115,7 +116,8 @@ class TrialPage:
     stimuli: list[Any]  # rows: position, token (the reference has position -1)
 
 
-def current_trial_page(participant: Participant | lookup.ParticipantRef, position: int) -> TrialPage | None:
+def current_trial_page(participant: Participant | lookup.ParticipantRef,
+                       position: int) -> TrialPage | None:
     """Load the trial at ``position`` if it is the participant's first open one.
 
     Two reads and no write: the participant's trials and the trial's stimuli.
@@ -160,8 +162,9 @@ def shown_time(stamp: Any, trial_id: int, secret_key: str) -> datetime | None:
     return at
 
 
-def trial_config(participant: Participant | lookup.ParticipantRef, page: TrialPage, *, media_url: Any, submit_url: str,
-                 events_url: str, csrf_token: str, strings: dict[str, str]) -> dict[str, Any]:
+def trial_config(participant: Participant | lookup.ParticipantRef, page: TrialPage, *,
+                 media_url: Any, submit_url: str, events_url: str, csrf_token: str,
+                 strings: dict[str, str]) -> dict[str, Any]:
     """Everything the trial page's script needs, and nothing that identifies a condition.
 
     Parameters

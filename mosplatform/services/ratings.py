@@ -178,7 +178,8 @@ def _check_key(idempotency_key: str | None) -> None:
             raise RatingError("Idempotency-Key must be printable ASCII without spaces", 400)
 
 
-def _prior(participant: Participant | lookup.ParticipantRef, idempotency_key: str | None) -> Outcome | None:
+def _prior(participant: Participant | lookup.ParticipantRef,
+           idempotency_key: str | None) -> Outcome | None:
     """The stored answer to an earlier request with this key, if any."""
     if not idempotency_key:
         return None
@@ -304,12 +305,12 @@ def submit_trial(participant: Participant | lookup.ParticipantRef, position: int
     return Outcome(200, body)
 
 
+_TRIAL = Trial.__table__.c
 _COMPLETE = (Trial.__table__.update()
-             .where(Trial.__table__.c.id == bindparam("trial_id"),
-                    Trial.__table__.c.completed_at.is_(None))
+             .where(_TRIAL.id == bindparam("trial_id"), _TRIAL.completed_at.is_(None))
              .values(completed_at=bindparam("now"),
-                     started_at=func.coalesce(Trial.__table__.c.started_at,
-                                              bindparam("shown", type_=Trial.__table__.c.started_at.type))))
+                     started_at=func.coalesce(_TRIAL.started_at,
+                                              bindparam("shown", type_=_TRIAL.started_at.type))))
 
 
 _sqlite_writers = threading.Lock()
@@ -356,7 +357,8 @@ def _resubmission(store: bool, trial_id: int, rows: list[tuple[int, int, float, 
     raise RatingError("this trial was already answered; answers cannot be changed", 409)
 
 
-def record_events(participant: Participant | lookup.ParticipantRef, payload: Any) -> int:
+def record_events(participant: Participant | lookup.ParticipantRef,
+                  payload: Any) -> int:
     """Store a batch of page events; returns how many were stored.
 
     Events carry the page position of a stimulus, never its condition.
