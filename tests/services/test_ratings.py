@@ -230,3 +230,44 @@ def test_answer_sets_the_trial_start_from_its_page(acr_test):
     started = trial.started_at.replace(tzinfo=None)
     assert abs((started - at.replace(tzinfo=None)).total_seconds()) < 0.002
     assert trial.completed_at.replace(tzinfo=None) > started
+
+
+def test_concurrent_answers_and_twins_are_stored_exactly_once(app, acr_test):
+    """Threads answer for several participants at once, each answer sent twice at the
+    same moment (a double click, or a retry racing the first): every answer is stored
+    once, and the twin is answered as the first was or as a resubmission."""
+    import threading
+
+    from mosplatform.services import lookup
+
+    people = [admit_participant(acr_test, Arrival()) for _ in range(6)]
+    work = [(p.token, t.position, _answers(t, acr_test.questions, 3))
+            for p in people for t in p.trials]
+    outcomes: list[tuple[str, int, int]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def answer(token, position, body, key):  # type: ignore[no-untyped-def]
+        start.wait()
+        with app.app_context():
+            try:
+                participant = lookup.participant_ref(token)
+                out = submit_trial(participant, position, body, idempotency_key=key)
+                outcomes.append((token, position, out.status))
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    for token, position, body in work:
+        twins = [threading.Thread(target=answer, args=(
+            token, position, body, f"{token[:8]}-{position}-{k}")) for k in range(2)]
+        for t in twins:
+            t.start()
+        for t in twins:
+            t.join()
+    assert not errors, errors
+    assert len(outcomes) == 2 * len(work) and {s for _, _, s in outcomes} == {200}
+    db.session.expire_all()
+    regular = sum(1 for p in people for t in p.trials if t.kind == "regular")
+    assert _count() == regular * len(acr_test.questions)
