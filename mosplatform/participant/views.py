@@ -22,7 +22,7 @@ from ..models import Participant, Test, TestStatus
 from ..services import journey
 from ..services.assignment import Arrival, AssignmentError, admit_participant, find_participant
 from ..services.lookup import ParticipantRef, participant_ref
-from ..services.testinfo import test_info
+from ..services.testinfo import test_info, text_in
 from . import bp
 
 EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "workerId", "participant", "pid", "external_id")
@@ -139,7 +139,7 @@ def resume(token: str):  # type: ignore[no-untyped-def]
 
 def _description(participant: Participant) -> str:
     desc = test_info(participant.test).definition.get("description") or ""
-    return journey.text_in(desc, participant.language)
+    return text_in(desc, participant.language)
 
 
 @bp.route("/p/<token>/welcome", methods=["GET", "POST"])

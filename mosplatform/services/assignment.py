@@ -188,9 +188,7 @@ def change_votes(participant: Participant, sign: int) -> None:
         .join(TrialStimulus, TrialStimulus.trial_id == Trial.id)
         .where(Trial.participant_id == participant.id, Trial.kind == ItemKind.regular.value,
                TrialStimulus.position >= 0)).all()
-    deltas = Counter({(i, s): 0 for i, s in cells})
-    for i, s in cells:
-        deltas[(i, s)] += sign
+    deltas = Counter({cell: sign * n for cell, n in Counter(map(tuple, cells)).items()})
     _add_votes(participant.test_id, deltas, _kept_votes(participant.test_id))
 
 

@@ -103,10 +103,6 @@ def completion_redirect(participant: Participant) -> str | None:
     return None
 
 
-def _text(value: Any, lang: str) -> str:
-    return text_in(value, lang)
-
-
 @dataclass
 class TrialPage:
     """The participant's current trial, as :func:`current_trial_page` loads it."""
@@ -207,11 +203,11 @@ def trial_config(participant: Participant | lookup.ParticipantRef, page: TrialPa
 
 
 def instructions_text(test: Test, lang: str) -> str:
-    return _text(test_info(test).definition.get("instructions") or "", lang)
+    return text_in(test_info(test).definition.get("instructions") or "", lang)
 
 
 def questionnaire_fields(test: Test, lang: str) -> list[dict[str, Any]]:
-    return [{"key": f["key"], "label": _text(f["label"], lang), "type": f.get("type", "text"),
+    return [{"key": f["key"], "label": text_in(f["label"], lang), "type": f.get("type", "text"),
              "choices": f.get("choices", []), "required": f.get("required", False)}
             for f in test_info(test).definition.get("questionnaire", [])]
 

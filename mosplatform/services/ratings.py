@@ -266,8 +266,9 @@ def submit_trial(participant: Participant | lookup.ParticipantRef, position: int
     started = shown(trial.id) if shown is not None else None
     values = []
     if store:
+        position_of = {stim_id: pos for pos, stim_id in by_pos.items()}
         for stim_id, qid, score, raw in rows:
-            heard, plays = listening.get(_position_of(by_pos, stim_id), (None, None))
+            heard, plays = listening.get(position_of[stim_id], (None, None))
             values.append({"participant_id": participant.id, "trial_id": trial.id,
                            "stimulus_id": stim_id, "question_id": qid, "score": score,
                            "raw_score": raw, "created_at": now,
@@ -301,7 +302,7 @@ def submit_trial(participant: Participant | lookup.ParticipantRef, position: int
         replay = _prior(participant, idempotency_key)
         if replay is not None:
             return replay
-        return _resubmission(store, trial.id, rows, {**body, "stored": 0})
+        return _resubmission(store, trial.id, rows, body)
     return Outcome(200, body)
 
 
@@ -335,10 +336,6 @@ def _write_section(conn: Connection) -> Iterator[None]:
 
 class _Raced(Exception):
     """The trial was completed by a concurrent request."""
-
-
-def _position_of(by_pos: dict[int, int], stimulus_id: int) -> int:
-    return next((p for p, s in by_pos.items() if s == stimulus_id), -9)
 
 
 def _resubmission(store: bool, trial_id: int, rows: list[tuple[int, int, float, float]],
