@@ -5,8 +5,10 @@
 Walks N participants through the real views with Flask's test client on SQLite and
 prints the mean CPU time per endpoint (``time.thread_time``: the test client runs the
 request in this thread), which is steadier than wall time on a shared machine. The
-anchor is the sum over one rating's requests (trial page, media, ratings with the
-page's events; the ratings answer names the next trial page): its inverse is the
+anchor is the sum over one rating's requests (media, ratings with the page's events,
+and the trial page where one is loaded: the ratings answer brings the next trial's
+configuration, which the page shows in place, so only a participant's first trial
+page is loaded): its inverse is the
 single-core ceiling of rating submissions per second that the load harness
 (``bench/load/run.py``) approaches under concurrency.
 """
@@ -62,16 +64,19 @@ def walk(app, public_id: str, i: int, timed: Timer) -> None:  # type: ignore[no-
             location = r.location
         page = timed("trial_get", c.get, location)
         cfg = json.loads(CONFIG.search(page.get_data(as_text=True)).group(1))
-        for stimulus in cfg["stimuli"]:
-            timed("media", c.get, stimulus["url"])
-        events = [{"kind": "play", "stimulus": 0, "t_ms": 1.0}] * 4
-        body = {"ratings": [{"stimulus": 0, "question": q["key"], "score": 3}
-                            for q in cfg["questions"]], "events": events,
-                "shown": cfg["shown"]}
-        r = timed("ratings", c.post, cfg["submit_url"], json=body,
-                  headers={"Idempotency-Key": f"k{i}-{cfg['position']}"})
-        assert r.status_code == 200, r.get_data(as_text=True)
-        location = r.get_json()["next_url"]
+        while cfg is not None:
+            for stimulus in cfg["stimuli"]:
+                timed("media", c.get, stimulus["url"])
+            events = [{"kind": "play", "stimulus": 0, "t_ms": 1.0}] * 4
+            body = {"ratings": [{"stimulus": 0, "question": q["key"], "score": 3}
+                                for q in cfg["questions"]], "events": events,
+                    "shown": cfg["shown"]}
+            r = timed("ratings", c.post, cfg["submit_url"], json=body,
+                      headers={"Idempotency-Key": f"k{i}-{cfg['position']}"})
+            assert r.status_code == 200, r.get_data(as_text=True)
+            # The answer brings the next trial (shown in place) or names the next page.
+            cfg = r.get_json().get("next_config")
+            location = r.get_json()["next_url"]
 
 
 def main() -> None:

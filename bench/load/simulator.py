@@ -253,9 +253,18 @@ class Simulator:
                 if loop.time() > self.deadline:
                     return  # stop between trials at the end of the run
                 config = json.loads(html.unescape(match.group(1).decode()))
-                location = await self.trial(browser, server_ix, token, config, hostile)
-                if location is None:
-                    return
+                strings = config.get("strings")
+                while True:
+                    location, config = await self.trial(browser, server_ix, token, config,
+                                                        hostile)
+                    if location is None:
+                        return
+                    if config is None:
+                        break  # load the next page (the rest of the journey)
+                    # The answer brought the next trial: shown in place, as the page does.
+                    config["strings"] = strings
+                    if loop.time() > self.deadline:
+                        return
                 continue
             csrf = CSRF_FIELD.search(resp.body)
             form = f"consent=yes&csrf_token={csrf.group(1).decode() if csrf else ''}"
@@ -268,7 +277,10 @@ class Simulator:
             location = urlsplit(resp.headers["location"]).path
 
     async def trial(self, browser: Browser, server_ix: list[int], token: str,
-                    config: dict[str, Any], hostile: bool) -> str | None:
+                    config: dict[str, Any], hostile: bool
+                    ) -> tuple[str | None, dict[str, Any] | None]:
+        """Answer one trial; returns the next page's path (None: stop) and the next
+        trial's config when the answer brought it."""
         urls = [s["url"] for s in config["stimuli"]]
         if config.get("reference"):
             urls.append(config["reference"]["url"])
@@ -337,15 +349,16 @@ class Simulator:
                 self.ledger.ack(token, position, answers)
         if resp.status != 200:
             self.ledger.anomalies.append(("ratings", resp.status, resp.text[:160]))
-            return None
+            return None, None
         if hostile:
             await self.misbehave_after(browser, server_ix, config, json_headers, ratings, body)
-        next_url = resp.json().get("next_url") or f"/p/{token}/"
+        answer = resp.json()
+        next_url = answer.get("next_url") or f"/p/{token}/"
         if hostile and position == 1 and len(self.pending_after_close) < 20:
             # Leave the rest unanswered, to submit the next trial after the test is closed.
             self.pending_after_close.append((browser, server_ix[0], config))
-            return None
-        return urlsplit(next_url).path
+            return None, None
+        return urlsplit(next_url).path, answer.get("next_config")
 
     async def misbehave_before(self, browser: Browser, server_ix: list[int],
                                config: dict[str, Any], headers: dict[str, str],

@@ -6,7 +6,10 @@
 along with its answer and are stored in the same transaction, and ``shown`` is the
 page's signed stamp of when it was shown. ``POST /api/p/<token>/events`` with
 ``{"events": [...]}`` for the events sent while the page is open. Answers: 200
-``{"ok": true, "next_url": ...}`` (the next trial page) or 4xx ``{"error": "..."}``.
+``{"ok": true, "next_url": ..., "next_config": {...}}`` or 4xx ``{"error": "..."}``:
+``next_url`` is the next page (a trial, or after the last trial the rest of the
+journey) and ``next_config`` the next trial's page configuration, without its UI
+strings, so that the page can show that trial in place.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import ValidationError
 
 from ..extensions import csrf, db
+from ..participant.views import current_tokens, trial_page_config
+from ..services import journey
 from ..services.journey import shown_time
 from ..services.lookup import ParticipantRef, participant_ref
 from ..services.ratings import RatingError, record_events, submit_trial
@@ -55,8 +60,6 @@ def _participant(token: str) -> ParticipantRef:
     One prebuilt query for the participant's and its test's columns (no ORM objects,
     no definition JSON): this runs on every answer.
     """
-    from ..participant.views import current_tokens
-
     if token not in current_tokens():
         abort(403, description="this browser session does not belong to that participant")
     participant = participant_ref(token)
@@ -101,6 +104,12 @@ def submit_trial_view(token: str, number: int):  # type: ignore[no-untyped-def]
     out["next_url"] = (url_for("participant.trial", token=token, number=following)
                        if isinstance(following, int)
                        else url_for("participant.resume", token=token))
+    if isinstance(following, int) and outcome.status == 200:
+        # The next trial's page configuration rides along: the page shows it in place,
+        # without loading next_url (which stays the address of that trial).
+        page = journey.page_after_answer(outcome.trials, number - 1)
+        if page is not None and page.trial.position == following - 1:
+            out["next_config"] = trial_page_config(participant, page, with_strings=False)
     return jsonify(out), outcome.status
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import (
     abort,
     current_app,
@@ -198,19 +200,44 @@ def trial(token: str, number: int):  # type: ignore[no-untyped-def]
     if page is None:
         # Answered trials are never asked again; later ones wait their turn.
         return redirect(stage_url(load_participant(token)))
+    config = trial_page_config(participant, page)
+    return _page(f"participant/trial_{participant.test.kind}.html", participant,
+                 progress=config["progress"], trial_config=config)
+
+
+def trial_page_config(participant: ParticipantRef, page: journey.TrialPage,
+                      with_strings: bool = True) -> dict[str, Any]:
+    """The configuration of a trial page, as embedded in it or sent with the answer to
+    the trial before it (then without the UI strings, which the page has already).
+
+    Parameters
+    ----------
+    participant : ParticipantRef
+        The participant the page is for.
+    page : journey.TrialPage
+        The trial to show.
+    with_strings : bool
+        Include the UI strings of the participant's language.
+
+    Returns
+    -------
+    dict
+        JSON-ready; documented in ``templates/participant/trial_mushra.html``.
+    """
+    token = participant.token
     config = journey.trial_config(
         participant, page,
         media_url=lambda t: url_for("media.stimulus", token=t),
-        submit_url=url_for("api.submit_trial", token=token, number=number),
+        submit_url=url_for("api.submit_trial", token=token, number=page.trial.position + 1),
         events_url=url_for("api.events", token=token),
         csrf_token=generate_csrf(),
-        strings=i18n.strings(participant.language))
+        strings=i18n.strings(participant.language) if with_strings else None)
     config["next_url"] = url_for("participant.resume", token=token)
     config["trial"] = page.trial.position
+    config["progress"] = journey.progress(participant, page.trials, page.answered)
     # Read-only page: when it was shown travels with the answer (see journey.shown_stamp).
     config["shown"] = journey.shown_stamp(page.trial.id, current_app.config["SECRET_KEY"])
-    return _page(f"participant/trial_{participant.test.kind}.html", participant,
-                 progress=journey.progress(participant, page.trials), trial_config=config)
+    return config
 
 
 @bp.route("/p/<token>/questionnaire", methods=["GET", "POST"])

@@ -64,18 +64,20 @@ def first_open_trial(participant: Participant) -> Trial | None:
 
 
 def progress(participant: Participant | lookup.ParticipantRef,
-             trials: list[Any] | None = None) -> dict[str, int]:
+             trials: list[Any] | None = None, answered: int | None = None) -> dict[str, int]:
     """Steps done and total, counting every page of the journey.
 
     ``trials`` are the participant's trials (objects or rows with ``completed_at``)
-    when the caller has them already.
+    when the caller has them already; ``answered`` is the position of one of them
+    answered since they were read.
     """
     if trials is None:
         trials = participant.trials
     stages = test_info(participant.test).stages
     non_trial = [s for s in stages if s not in ("trials", "done")]
     done_stages = sum(1 for s in non_trial if stage_index(participant.stage) > stage_index(s))
-    done_trials = sum(1 for t in trials if t.completed_at is not None)
+    done_trials = sum(1 for t in trials
+                      if t.completed_at is not None or t.position == answered)
     return {"done": done_stages + done_trials, "total": len(non_trial) + len(trials)}
 
 
@@ -110,6 +112,7 @@ class TrialPage:
     trial: Any  # a row: id, position, kind, item_id, started_at, completed_at
     trials: list[Any]  # every trial of the participant, in order (same columns)
     stimuli: list[Any]  # rows: position, token (the reference has position -1)
+    answered: int | None = None  # position of a trial answered since ``trials`` was read
 
 
 def current_trial_page(participant: Participant | lookup.ParticipantRef,
@@ -125,6 +128,20 @@ def current_trial_page(participant: Participant | lookup.ParticipantRef,
         return None
     stimuli = lookup.trial_stimuli(current.id)
     return TrialPage(current, trials, stimuli)
+
+
+def page_after_answer(trials: list[Any], answered: int) -> TrialPage | None:
+    """The trial page that follows an answer to the trial at position ``answered``.
+
+    ``trials`` are the participant's trials as read before the answer was stored
+    (the answer's own read, so this costs one query: the next trial's stimuli).
+    Returns None after the last trial.
+    """
+    current = next((t for t in trials if t.completed_at is None and t.position != answered),
+                   None)
+    if current is None:
+        return None
+    return TrialPage(current, trials, lookup.trial_stimuli(current.id), answered)
 
 
 SHOWN_SALT = "mosplatform.trial-shown"
@@ -160,7 +177,7 @@ def shown_time(stamp: Any, trial_id: int, secret_key: str) -> datetime | None:
 
 def trial_config(participant: Participant | lookup.ParticipantRef, page: TrialPage, *,
                  media_url: Any, submit_url: str, events_url: str, csrf_token: str,
-                 strings: dict[str, str]) -> dict[str, Any]:
+                 strings: dict[str, str] | None) -> dict[str, Any]:
     """Everything the trial page's script needs, and nothing that identifies a condition.
 
     Parameters
@@ -173,7 +190,8 @@ def trial_config(participant: Participant | lookup.ParticipantRef, page: TrialPa
     Returns
     -------
     dict
-        The ``trial_config`` JSON embedded in the page.
+        The ``trial_config`` JSON embedded in the page (without ``strings`` when
+        ``strings`` is None).
     """
     info = test_info(participant.test)
     lang = participant.language
@@ -182,7 +200,7 @@ def trial_config(participant: Participant | lookup.ParticipantRef, page: TrialPa
     rated = [ts for ts in page.stimuli if ts.position >= 0]
     ref = next((ts for ts in page.stimuli if ts.position == -1), None)
     show_source = info.definition.get("show_source_name", True)
-    return {
+    config = {
         "kind": info.kind,
         "position": trial.position + 1,
         "total": len(page.trials),
@@ -198,8 +216,10 @@ def trial_config(participant: Participant | lookup.ParticipantRef, page: TrialPa
         "events_url": events_url,
         "csrf_token": csrf_token,
         "lang": lang,
-        "strings": strings,
     }
+    if strings is not None:
+        config["strings"] = strings
+    return config
 
 
 def instructions_text(test: Test, lang: str) -> str:

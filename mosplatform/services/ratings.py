@@ -15,7 +15,7 @@ import contextlib
 import math
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -58,8 +58,15 @@ class RatingError(Exception):
 
 @dataclass
 class Outcome:
+    """The answer to a submission: HTTP status and JSON body.
+
+    ``trials`` are the participant's trials as the submission read them (before it
+    stored anything), for building the next trial's page without reading them again.
+    """
+
     status: int
     body: dict[str, Any]
+    trials: list[Any] = field(default_factory=list)
 
 
 def _finite_float(value: Any) -> float | None:
@@ -226,6 +233,14 @@ def submit_trial(participant: Participant | lookup.ParticipantRef, position: int
     # Every trial of the participant (a few dozen small rows): the one answered, the
     # order check and the next trial come from the same read.
     trials = lookup.trials_of(participant.id)
+    outcome = _submit(participant, position, payload, idempotency_key, shown, trials)
+    outcome.trials = trials
+    return outcome
+
+
+def _submit(participant: Participant | lookup.ParticipantRef, position: int, payload: Any,
+            idempotency_key: str | None, shown: Callable[[int], datetime | None] | None,
+            trials: list[Any]) -> Outcome:
     trial = next((t for t in trials if t.position == position), None)
     if trial is not None and trial.completed_at is not None:
         # Only a completed trial can have an acknowledged answer to replay.

@@ -109,12 +109,23 @@ export class EventLogger {
     this.sending = null;
     if (!url) return;
     this.timer = setInterval(() => this.flush(), 5000);
-    const bye = () => this.flush(true);
-    window.addEventListener("pagehide", bye);
-    document.addEventListener("visibilitychange", () => {
+    this._bye = () => this.flush(true);
+    this._visibility = () => {
       this.add({ kind: "visibility", stimulus: null, data: { state: document.visibilityState } });
-      if (document.visibilityState === "hidden") bye();
-    });
+      if (document.visibilityState === "hidden") this._bye();
+    };
+    window.addEventListener("pagehide", this._bye);
+    document.addEventListener("visibilitychange", this._visibility);
+  }
+
+  /** Stop sending; returns the events still queued (for the logger that takes over). */
+  close() {
+    if (this.url) {
+      clearInterval(this.timer);
+      window.removeEventListener("pagehide", this._bye);
+      document.removeEventListener("visibilitychange", this._visibility);
+    }
+    return this.queue.splice(0);
   }
 
   add(ev) {

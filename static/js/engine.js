@@ -56,6 +56,7 @@ export function channelData(buffers) {
 }
 
 const ENVELOPE_BINS = 4096;
+const GESTURES = ["pointerdown", "keydown", "touchend"];
 
 /** Absolute peak per bin over the first `length` samples of every channel. */
 function envelope(buffer, length, bins) {
@@ -163,9 +164,10 @@ export class AudioEngine {
     const resume = () => {
       if (this.ctx.state === "suspended") this.ctx.resume();
     };
-    for (const kind of ["pointerdown", "keydown", "touchend"]) {
+    for (const kind of GESTURES) {
       document.addEventListener(kind, resume, { capture: true, passive: true });
     }
+    this._gestureResume = resume;
   }
 
   _onMessage(msg) {
@@ -325,9 +327,19 @@ export class AudioEngine {
     return out;
   }
 
-  close() {
+  /** Stop and let go of the audio, keeping the context for another engine. */
+  release() {
     this._post({ type: "stop" });
+    this.node.port.onmessage = null;
     this.node.disconnect();
+    for (const kind of GESTURES) {
+      document.removeEventListener(kind, this._gestureResume, { capture: true });
+    }
+    this.playing = false;
+  }
+
+  close() {
+    this.release();
     return this.ctx.close();
   }
 }

@@ -1,15 +1,80 @@
 // Shared logic of the trial pages: the audio engine, transport controls,
 // waveform, keyboard, event log, the "next" gate and the ratings submission.
 // The page controllers (pages/mushra.js, pages/categorical.js) build their
-// rating controls on top of a TrialPage.
+// rating controls on top of a TrialPage, in a `mount(page)` function that
+// runTrials() calls for the first trial and again for every trial that follows
+// in place: the answer to a trial carries the next trial's configuration, so the
+// next trial is shown without loading a page (one request per answer, not two).
 
 import { AudioEngine } from "./engine.js";
-import { EventLogger, forgetIdempotencyKey, formatSeconds, idempotencyKey, makeT, postJSON, readConfig } from "./common.js";
+import { EventLogger, el, forgetIdempotencyKey, formatSeconds, idempotencyKey, makeT, postJSON, readConfig } from "./common.js";
 import { Waveform, installKeyboard } from "./waveform.js";
 
+/**
+ * Show the trials of this page, one after the other.
+ * @param {(page: TrialPage) => void} mount  builds the rating controls of one trial
+ *   into the page's (fresh) markup and calls page.start()
+ */
+export function runTrials(mount) {
+  const main = document.getElementById("content");
+  const pristine = main.cloneNode(true); // the trial markup before any controller touched it
+  const show = (config, carried) => {
+    const page = new TrialPage(config, carried);
+    page.onAdvance = (next, url) => {
+      const handOver = page.destroy();
+      const nextConfig = Object.assign({}, next, { strings: config.strings });
+      main.replaceChildren(...pristine.cloneNode(true).childNodes);
+      history.replaceState(null, "", url); // a reload shows this trial again
+      renderChrome(nextConfig);
+      window.scrollTo(0, 0);
+      show(nextConfig, handOver);
+      const title = main.querySelector(".trial-title");
+      if (title) title.focus({ preventScroll: true });
+    };
+    mount(page);
+  };
+  show(readConfig("trial-config"), {});
+}
+
+/** The parts of the trial markup that the server renders from the config. */
+function renderChrome(cfg) {
+  const t = makeT(cfg.strings || {});
+  document.getElementById("trial-config").textContent = JSON.stringify(cfg);
+  const heading = t("trial.title", { position: cfg.position, total: cfg.total });
+  const h1 = document.querySelector(".trial-title");
+  h1.textContent = heading;
+  h1.setAttribute("tabindex", "-1");
+  for (const old of document.querySelectorAll(".banner-training, .target-source")) old.remove();
+  if (cfg.is_training) {
+    h1.before(el("p", { className: "banner banner-training", text: t("trial.training_banner"), attrs: { role: "status" } }));
+  }
+  if (cfg.source_name) {
+    h1.after(el("p", { className: "target-source", text: t("trial.target_source", { name: cfg.source_name }) }));
+  }
+  const name = document.querySelector(".topbar-title");
+  document.title = name && name.textContent ? `${heading} – ${name.textContent}` : heading;
+  const p = cfg.progress;
+  const bar = document.querySelector(".progress-bar");
+  if (p && bar) {
+    const text = t("progress.of", { done: p.done, total: p.total });
+    bar.max = p.total;
+    bar.value = Math.min(p.done, p.total);
+    bar.textContent = text;
+    const label = document.querySelector(".progress-text");
+    if (label) label.textContent = text;
+  }
+}
+
 export class TrialPage {
-  constructor() {
-    this.config = readConfig("trial-config");
+  /**
+   * @param {object} config  the trial's configuration (see templates/participant/trial_mushra.html)
+   * @param {object} [carried]  from the trial shown before in this document
+   * @param {AudioContext} [carried.context]  its audio context, to play this trial's audio
+   * @param {object[]} [carried.events]  its events not sent yet
+   */
+  constructor(config, carried = {}) {
+    this.config = config;
+    this.context = carried.context || null;
     const cfg = this.config;
     this.t = makeT(cfg.strings || {});
     this.count = cfg.stimuli.length;
@@ -34,7 +99,29 @@ export class TrialPage {
       hint: document.getElementById("hint"),
       submitStatus: document.getElementById("submit-status"),
     };
-    this.logger.add({ kind: "page_load", stimulus: null, data: { position: cfg.position, training: !!cfg.is_training } });
+    this.logger.putBack(carried.events);
+    this.removeKeyboard = null;
+    this.onAdvance = null;
+    this.logger.add({
+      kind: "page_load",
+      stimulus: null,
+      data: { position: cfg.position, training: !!cfg.is_training, in_place: !!carried.context },
+    });
+  }
+
+  /**
+   * Let go of this trial: stop the audio and the page's listeners.
+   * @returns {{context: AudioContext|null, events: object[]}}  what the next trial takes over
+   */
+  destroy() {
+    if (this.waveform) this.waveform.destroy();
+    if (this.removeKeyboard) this.removeKeyboard();
+    let context = this.context;
+    if (this.engine) {
+      this.engine.release();
+      context = this.engine.ctx;
+    }
+    return { context, events: this.logger.close() };
   }
 
   on(kind, fn) {
@@ -59,6 +146,7 @@ export class TrialPage {
     const cfg = this.config;
     try {
       this.engine = await AudioEngine.create({
+        context: this.context || undefined,
         urls: this.urls,
         mustListenFraction: cfg.must_listen_fraction,
         loopWhole: opts.loopWhole !== false,
@@ -82,7 +170,7 @@ export class TrialPage {
     this.els.play.addEventListener("click", () => this.toggle());
     this.els.loop.addEventListener("click", () => this.waveform.toggleLoop());
     this.els.next.addEventListener("click", () => this._onNext());
-    installKeyboard({
+    this.removeKeyboard = installKeyboard({
       count: this.count,
       select: (i) => this.select(i, true),
       reference: this.referenceIndex !== null ? () => this.select(this.referenceIndex, true) : null,
@@ -193,7 +281,11 @@ export class TrialPage {
     });
     if (res.ok && res.body && res.body.next_url) {
       forgetIdempotencyKey(cfg.submit_url);
-      window.location.assign(res.body.next_url);
+      if (res.body.next_config && this.onAdvance) {
+        this.onAdvance(res.body.next_config, res.body.next_url);
+      } else {
+        window.location.assign(res.body.next_url);
+      }
       return;
     }
     this.logger.putBack(events);

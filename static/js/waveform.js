@@ -62,6 +62,12 @@ export class Waveform {
     this.running = false;
   }
 
+  /** Stop drawing and stop following the window size (the canvas may be discarded). */
+  destroy() {
+    this.stop();
+    window.removeEventListener("resize", this._resize);
+  }
+
   _seconds(e) {
     const rect = this.canvas.getBoundingClientRect();
     const x = Math.min(Math.max(0, e.clientX - rect.left), rect.width);
@@ -157,9 +163,10 @@ export class Waveform {
  * @param {() => void} h.toggle
  * @param {() => void} [h.loop]
  * @param {(deltaS: number) => void} [h.nudge]
+ * @returns {() => void}  removes the shortcuts again
  */
 export function installKeyboard(h) {
-  document.addEventListener("keydown", (e) => {
+  const onKey = (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     const t = e.target;
     const tag = t && t.tagName;
@@ -185,5 +192,7 @@ export function installKeyboard(h) {
       h.nudge(k === "ArrowLeft" ? -step : step);
       e.preventDefault();
     }
-  });
+  };
+  document.addEventListener("keydown", onKey);
+  return () => document.removeEventListener("keydown", onKey);
 }

@@ -291,6 +291,9 @@ def test_mushra_journey(browser, live, screenshot):
     watch(page, errors)
     capture = Capture()
     capture.attach(page)
+    documents: list[str] = []
+    page.on("request", lambda r: documents.append(r.url) if r.resource_type == "document"
+            else None)
     page.goto(f"{live.url}/t/{live.public_ids['mushra']}")
     pass_intro(page, screenshot, shots=True)
 
@@ -302,6 +305,11 @@ def test_mushra_journey(browser, live, screenshot):
         cfg = trial_config(page)
         pos = cfg["position"]
         seen_positions.append(pos)
+        # Shown in place or loaded: the address, heading and progress are this trial's.
+        assert page.url.endswith(f"/trial/{pos}"), page.url
+        expect(page.locator("h1")).to_have_text(f"Trial {pos} of {cfg['total']}")
+        expect(page.locator(".progress-text")).to_have_text(
+            f"{cfg['progress']['done']} of {cfg['progress']['total']}")
         media_urls += [s["url"] for s in cfg["stimuli"]]
         n = len(cfg["stimuli"])
         scores = [(17 * (k + 1) + 11 * pos) % 90 + 5 for k in range(n)]
@@ -338,6 +346,9 @@ def test_mushra_journey(browser, live, screenshot):
     page.unroute("**/ratings")
     assert dropped["n"] == 1
     assert seen_positions == [1, 2, 3]
+    # Only the first trial and the reload were page loads: the answer to a trial
+    # brings the next one, which the page shows in place.
+    assert [u.rsplit("/", 1)[-1] for u in documents if "/trial/" in u] == ["1", "2"], documents
     expect(page.locator("h1")).to_have_text("Thank you!")
     shoot(page, screenshot, "done")
     capture.snapshot(page, "done")

@@ -48,6 +48,7 @@ class Recorder:
         self.submits: list[dict] = []
         self.events: list[dict] = []
         self.fail_next: list[int] = []  # statuses to answer before succeeding
+        self.next_configs: list[dict] = []  # sent with the next answers, one each
         self.lock = threading.Lock()
 
 
@@ -100,12 +101,18 @@ def make_app(media_dir: Path, rec: Recorder, contexts: dict) -> Flask:
         return send_file(path, mimetype="audio/wav")
 
     @app.post("/api/submit")
-    def submit():
+    @app.post("/api/submit/<int:number>")
+    def submit(number: int = 0):
         with rec.lock:
-            rec.submits.append({"headers": dict(request.headers), "body": request.get_json()})
+            rec.submits.append({"headers": dict(request.headers), "body": request.get_json(),
+                                "path": request.path})
             if rec.fail_next:
                 status = rec.fail_next.pop(0)
                 return jsonify(error=f"refused with {status}"), status
+            if rec.next_configs:
+                nxt = rec.next_configs.pop(0)
+                return jsonify(ok=True, next_url=f"/page/trial{nxt['position']}",
+                               next_config=nxt)
         return jsonify(ok=True, next_url="/page/done")
 
     @app.post("/api/events")
@@ -332,6 +339,60 @@ def test_acr_page_with_two_questions(page, site, screenshot):
     ]
     assert not page.console_errors, page.console_errors
     phone_shot(page, f"{base}/page/acr", "page-acr-phone-ja", screenshot)
+
+
+def test_next_trial_is_shown_in_place(page, site):
+    """An answer that brings the next trial's config: no page load, a fresh trial."""
+    base, rec, contexts = site
+    questions = [{"key": "q", "label": "Quality",
+                  "scale": {"type": "categorical", "categories": ACR5}}]
+    first = trial_config("acr", 1, reference=False, questions=questions, is_training=True,
+                         position=1, trial=0, progress={"done": 3, "total": 8})
+    second = {k: v for k, v in trial_config(
+        "acr", 1, reference=False, questions=questions, position=2, trial=1,
+        source_name="bass", submit_url="/api/submit/2", progress={"done": 4, "total": 8},
+        stimuli=[{"url": "/media/tok5x", "label": "A"}]).items() if k != "strings"}
+    rec.next_configs.append(second)
+    contexts["acr1"] = {"template": "participant/trial_acr.html", "trial_config": first,
+                        "progress": first["progress"], "test_name": "Demo"}
+    documents: list[str] = []
+    media: list[str] = []
+    page.on("request", lambda r: documents.append(r.url) if r.resource_type == "document"
+            else media.append(r.url) if "/media/" in r.url else None)
+    page.goto(f"{base}/page/acr1")
+    expect(page.locator(".banner-training")).to_be_visible()
+    page.check("input[name='q-0-0'][value='4']")
+    page.click("#play")
+    page.wait_for_selector("#next:enabled", timeout=10000)
+    page.click("#next")
+
+    page.wait_for_url(f"{base}/page/trial2")
+    expect(page.locator("h1")).to_have_text("Trial 2 of 5")
+    expect(page.locator(".banner-training")).to_have_count(0)
+    expect(page.locator(".target-source")).to_have_text("Target source: bass")
+    expect(page.locator(".progress-text")).to_have_text("4 of 8")
+    assert page.title() == "Trial 2 of 5 – Demo"
+    page.wait_for_selector("#questions:not([hidden])")
+    assert page.locator("input[name='q-0-0']:checked").count() == 0  # fresh controls
+    assert page.locator("#next").is_disabled()
+    # One set of shortcuts: space starts playback (twice would start and stop it).
+    page.keyboard.press(" ")
+    expect(page.locator("#play")).to_have_attribute("aria-pressed", "true")
+    page.check("input[name='q-0-0'][value='2']")
+    page.wait_for_selector("#next:enabled", timeout=10000)
+    page.click("#next")
+    page.wait_for_url(f"{base}/page/done")
+    assert not page.console_errors, page.console_errors
+
+    assert documents == [f"{base}/page/acr1", f"{base}/page/done"]
+    assert media == [f"{base}/media/tok0x", f"{base}/media/tok5x"]
+    one, two = rec.submits
+    assert one["path"] == "/api/submit" and two["path"] == "/api/submit/2"
+    assert two["body"]["ratings"] == [{"stimulus": 0, "question": "q", "score": 2}]
+    assert one["headers"]["Idempotency-Key"] != two["headers"]["Idempotency-Key"]
+    loads = [e for e in two["body"]["events"] if e["kind"] == "page_load"]
+    assert [(e["trial"], e["data"]["in_place"]) for e in loads] == [(1, True)]
+    assert all(e["trial"] == 1 for e in two["body"]["events"])
 
 
 def test_ccr_page_plays_in_order_and_rates_the_pair(page, site, screenshot):

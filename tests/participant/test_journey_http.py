@@ -72,7 +72,13 @@ def test_mushra_journey_with_reload_and_resume(client, tmp_path, audio_dirs):
     assert r.status_code == 200
     cfg2 = _config(r.get_data(as_text=True))
     assert cfg2["position"] == 2
-    assert _answer(client, cfg2, 80).status_code == 200
+    # ... and brings that page's configuration, for the page to show it in place.
+    brought = first.get_json()["next_config"]
+    assert "strings" not in brought and brought["progress"] == {"done": 3, "total": 5}
+    assert {k: v for k, v in brought.items() if k != "shown"} == \
+        {k: v for k, v in cfg2.items() if k not in ("strings", "shown")}
+    second = _answer(client, cfg2, 80)
+    assert second.status_code == 200 and second.get_json()["next_config"]["position"] == 3
     # Reload in the middle: the link resumes at the first unanswered trial.
     r = client.get(f"/t/{test.public_id}?PROLIFIC_PID=abc123", follow_redirects=True)
     cfg3 = _config(r.get_data(as_text=True))
@@ -80,10 +86,13 @@ def test_mushra_journey_with_reload_and_resume(client, tmp_path, audio_dirs):
     # An answered trial is never asked again.
     r = client.get(r.request.path.replace("/trial/3", "/trial/2"))
     assert r.status_code == 302 and r.location.endswith("/trial/3")
-    # Retrying an earlier submission (same key) is answered without storing twice.
-    assert _answer(client, cfg2, 80).status_code == 200
+    # Retrying an earlier submission (same key) is answered without storing twice, and
+    # brings the trial that is open now.
+    again = _answer(client, cfg2, 80)
+    assert again.status_code == 200
+    assert again.get_json()["next_config"]["submit_url"] == cfg3["submit_url"]
     last = _answer(client, cfg3, 60)
-    assert last.status_code == 200
+    assert last.status_code == 200 and "next_config" not in last.get_json()
     # After the last trial the journey decides where to go (here: the done page).
     assert last.get_json()["next_url"] == f"/p/{token}/"
     r = client.get(last.get_json()["next_url"], follow_redirects=True)
