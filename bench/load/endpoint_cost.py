@@ -58,7 +58,7 @@ def walk(app, public_id: str, i: int, timed: Timer) -> None:  # type: ignore[no-
     location = r.location
     while True:
         if "/trial/" not in location:
-            r = timed("resume", c.get, location)
+            r = timed("after_trials", c.get, location)
             if "/trial/" not in (r.location or ""):
                 return
             location = r.location

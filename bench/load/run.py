@@ -172,7 +172,7 @@ def run_scenario(number: int, args: argparse.Namespace) -> dict[str, Any]:
                 profilers.append((out, subprocess.Popen(
                     [str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
                      str(srv.proc.pid), "--subprocesses", "--duration", str(int(args.duration)),
-                     "--rate", "50", "--format", "raw", "--output", str(out), "--nonblocking"],
+                     "--rate", "100", "--gil", "--format", "raw", "--output", str(out), "--nonblocking"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
 
         cpu: dict[str, Any] = {"on_start": start_profilers if args.profile else None,

@@ -7,8 +7,8 @@ along with its answer and are stored in the same transaction, and ``shown`` is t
 page's signed stamp of when it was shown. ``POST /api/p/<token>/events`` with
 ``{"events": [...]}`` for the events sent while the page is open. Answers: 200
 ``{"ok": true, "next_url": ..., "next_config": {...}}`` or 4xx ``{"error": "..."}``:
-``next_url`` is the next page (a trial, or after the last trial the rest of the
-journey) and ``next_config`` the next trial's page configuration, without its UI
+``next_url`` is the next page (a trial, or after the last trial the next stage of
+the journey, to which the participant has moved on) and ``next_config`` the next trial's page configuration, without its UI
 strings, so that the page can show that trial in place.
 """
 
@@ -20,7 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import ValidationError
 
 from ..extensions import csrf, db
-from ..participant.views import current_tokens, trial_page_config
+from ..participant.views import current_tokens, load_participant, stage_url, trial_page_config
 from ..services import journey
 from ..services.journey import shown_time
 from ..services.lookup import ParticipantRef, participant_ref
@@ -99,12 +99,14 @@ def submit_trial_view(token: str, number: int):  # type: ignore[no-untyped-def]
         return jsonify(error=exc.message), exc.status
     out = dict(outcome.body)
     following = out.get("next_trial")
-    # Straight to the next trial page; after the last, the journey decides (questionnaire,
-    # done page).
-    out["next_url"] = (url_for("participant.trial", token=token, number=following)
-                       if isinstance(following, int)
-                       else url_for("participant.resume", token=token))
-    if isinstance(following, int) and outcome.status == 200:
+    if not isinstance(following, int):
+        # After the last trial the journey moves on now (questionnaire or done page),
+        # and the answer names that page.
+        out["next_url"] = (stage_url(load_participant(token)) if outcome.status == 200
+                           else url_for("participant.resume", token=token))
+        return jsonify(out), outcome.status
+    out["next_url"] = url_for("participant.trial", token=token, number=following)
+    if outcome.status == 200:
         # The next trial's page configuration rides along: the page shows it in place,
         # without loading next_url (which stays the address of that trial).
         page = journey.page_after_answer(outcome.trials, number - 1)

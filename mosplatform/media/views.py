@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+from functools import lru_cache
 from pathlib import Path
 
 import soundfile as sf
 from flask import Response, abort, current_app, request, send_file
 from sqlalchemy import select
+from werkzeug.wsgi import wrap_file
 
 from ..extensions import db
 from ..models import Participant
@@ -22,6 +24,8 @@ from ..services.lookup import media_row
 from . import bp
 
 CACHE_SECONDS = 7 * 24 * 3600
+# Per participant and token, so private; never revalidated within the week.
+CACHE_CONTROL = f"private, max-age={CACHE_SECONDS}"
 
 
 def _owned(participant_token: str) -> bool:
@@ -35,6 +39,21 @@ def _etag(token: str, content_hash: str) -> str:
     return hashlib.sha256(f"{token}:{content_hash}".encode()).hexdigest()[:32]
 
 
+@lru_cache(maxsize=8192)
+def _stored_file(root: str, relpath: str, content_hash: str) -> tuple[str, int] | None:
+    """Absolute path and size of a stored stimulus, or None if it is missing or would
+    lie outside the media folder.
+
+    Keyed by the content hash too: stored audio never changes under one hash, so the
+    path checks and the stat run once per file and process, not on every request.
+    """
+    base = Path(root).resolve()
+    path = (base / relpath).resolve()
+    if base not in path.parents or not path.is_file():
+        return None
+    return str(path), path.stat().st_size
+
+
 @bp.get("/<token>")
 def stimulus(token: str) -> Response:
     if len(token) > 64:
@@ -43,27 +62,32 @@ def stimulus(token: str) -> Response:
     row = media_row(token)
     if row is None or not _owned(row.token):
         abort(404, description="no such audio")
-    stim = row
-    root = Path(current_app.config["MEDIA_ROOT"]).resolve()
-    path = (root / stim.path).resolve()
-    if root not in path.parents or not path.is_file():
+    found = _stored_file(current_app.config["MEDIA_ROOT"], row.path, row.content_hash)
+    if found is None:
         abort(404, description="no such audio")
-    mimetype = "audio/flac" if path.suffix == ".flac" else "audio/wav"
-    etag = _etag(token, stim.content_hash)
+    path, size = found
+    mimetype = "audio/flac" if path.endswith(".flac") else "audio/wav"
+    etag = _etag(token, row.content_hash)
     if current_app.config.get("USE_X_ACCEL_REDIRECT"):
         if request.if_none_match.contains(etag):
-            return Response(status=304, headers={"ETag": f'"{etag}"'})
-        resp = Response(mimetype=mimetype)
-        resp.headers["X-Accel-Redirect"] = current_app.config["X_ACCEL_PREFIX"] + stim.path
-        resp.set_etag(etag)
+            resp = Response(status=304)
+        else:
+            resp = Response(mimetype=mimetype)
+            resp.headers["X-Accel-Redirect"] = current_app.config["X_ACCEL_PREFIX"] + row.path
     else:
-        resp = send_file(path, mimetype=mimetype, conditional=True, etag=etag,
-                         last_modified=None, max_age=CACHE_SECONDS)
-    resp.cache_control.private = True
-    resp.cache_control.public = False
-    resp.cache_control.max_age = CACHE_SECONDS
-    resp.headers.pop("Last-Modified", None)
-    resp.headers.pop("Content-Disposition", None)
+        try:
+            body = open(path, "rb")  # noqa: SIM115 - closed by the response
+        except OSError:
+            _stored_file.cache_clear()
+            abort(404, description="no such audio")
+        resp = Response(wrap_file(request.environ, body), mimetype=mimetype,
+                        direct_passthrough=True)
+        resp.content_length = size
+    resp.set_etag(etag)
+    resp.headers["Cache-Control"] = CACHE_CONTROL
+    if resp.status_code == 200 and not current_app.config.get("USE_X_ACCEL_REDIRECT"):
+        # 304 for a matching If-None-Match, 206/416 for a Range request.
+        resp.make_conditional(request, accept_ranges=True, complete_length=size)
     return resp
 
 

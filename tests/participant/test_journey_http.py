@@ -93,11 +93,13 @@ def test_mushra_journey_with_reload_and_resume(client, tmp_path, audio_dirs):
     assert again.get_json()["next_config"]["submit_url"] == cfg3["submit_url"]
     last = _answer(client, cfg3, 60)
     assert last.status_code == 200 and "next_config" not in last.get_json()
-    # After the last trial the journey decides where to go (here: the done page).
-    assert last.get_json()["next_url"] == f"/p/{token}/"
-    r = client.get(last.get_json()["next_url"], follow_redirects=True)
-    assert "/done" in r.request.path
+    # After the last trial the journey moves on (here: to the done page) and the answer
+    # names where it went.
+    assert last.get_json()["next_url"] == f"/p/{token}/done"
     p = db.session.execute(select(Participant)).scalar_one()
+    assert p.stage == "done" and p.status == "finished"
+    r = client.get(last.get_json()["next_url"])
+    assert r.status_code == 200 and p.completion_code in r.get_data(as_text=True)
     assert p.external_id == "abc123" and p.status == "finished" and p.completion_code
     # 2 regular trials x 5 rated conditions; training discarded.
     assert db.session.scalar(select(func.count()).select_from(Rating)) == 10
