@@ -146,11 +146,14 @@ class Simulator:
         self.rng = random.Random(seed)
         self.pending_after_close: list[tuple[Browser, int, dict[str, Any]]] = []
         # Arrival phase, then measurement: the clock starts once every slot's first
-        # participant has reached a trial page (or after ``max_arrival_s``).
+        # participant has reached a trial page (or after ``max_arrival_s``). Nobody waits
+        # for it: participants who arrived early are mid-journey by then, so journeys
+        # (and the arrivals that replace finished participants) stay spread out as the
+        # ramp spread them, instead of starting together in one wave.
         self.deadline = float("inf")
         self.measure_start: float | None = None
         self.started = asyncio.Event()
-        self._arrived = 0
+        self._arrived: set[int] = set()
         self.slots = 0
         self.max_arrival_s = 120.0
 
@@ -161,19 +164,20 @@ class Simulator:
             self.deadline = now + self.cfg.duration
             self.started.set()
 
-    async def _arrive(self) -> None:
-        """Wait at the first trial until every slot has arrived."""
-        self._arrived += 1
-        if self._arrived >= self.slots:
-            self._start_measuring()
-        try:
-            await asyncio.wait_for(self.started.wait(), self.max_arrival_s)
-        except asyncio.TimeoutError:
+    def _arrive(self, slot: int) -> None:
+        """Note that ``slot``'s participant reached a trial; start measuring at the last."""
+        self._arrived.add(slot)
+        if len(self._arrived) >= self.slots:
             self._start_measuring()
 
     async def run_all(self, slots: int) -> None:
         self.slots = slots
-        await asyncio.gather(*(self.run_slot(i) for i in range(slots)))
+        timer = asyncio.get_running_loop().call_later(self.max_arrival_s,
+                                                      self._start_measuring)
+        try:
+            await asyncio.gather(*(self.run_slot(i) for i in range(slots)))
+        finally:
+            timer.cancel()
 
     async def call(self, browser: Browser, server_ix: list[int], method: str, path: str,
                    headers: dict[str, str] | None = None, body: bytes | None = None,
@@ -249,7 +253,7 @@ class Simulator:
             match = TRIAL_CONFIG.search(resp.body)
             if match:
                 if not self.started.is_set():
-                    await self._arrive()
+                    self._arrive(slot)
                 if loop.time() > self.deadline:
                     return  # stop between trials at the end of the run
                 config = json.loads(html.unescape(match.group(1).decode()))

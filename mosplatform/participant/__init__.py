@@ -4,4 +4,15 @@ from flask import Blueprint
 
 bp = Blueprint("participant", __name__)
 
+
+@bp.before_request
+def keep_loaded_rows() -> None:
+    """Participant pages and answers commit and then read what they just wrote (the
+    stage, the trials): keep the loaded objects after a commit instead of reading
+    them again. Only this request's session is changed."""
+    from ..extensions import db
+
+    db.session.expire_on_commit = False
+
+
 from . import views  # noqa: E402,F401

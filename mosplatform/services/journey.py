@@ -72,13 +72,15 @@ def progress(participant: Participant | lookup.ParticipantRef,
     answered since they were read.
     """
     if trials is None:
-        trials = participant.trials
+        total_trials, done_trials = lookup.trial_counts(participant.id)
+    else:
+        total_trials = len(trials)
+        done_trials = sum(1 for t in trials
+                          if t.completed_at is not None or t.position == answered)
     stages = test_info(participant.test).stages
     non_trial = [s for s in stages if s not in ("trials", "done")]
     done_stages = sum(1 for s in non_trial if stage_index(participant.stage) > stage_index(s))
-    done_trials = sum(1 for t in trials
-                      if t.completed_at is not None or t.position == answered)
-    return {"done": done_stages + done_trials, "total": len(non_trial) + len(trials)}
+    return {"done": done_stages + done_trials, "total": len(non_trial) + total_trials}
 
 
 def finish(participant: Participant) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from ..extensions import db
@@ -59,6 +59,11 @@ _TRIALS = (
     .where(Trial.participant_id == bindparam("participant_id")).order_by(Trial.position)
 )
 
+_TRIAL_COUNTS = (
+    select(func.count(Trial.id), func.count(Trial.completed_at))
+    .where(Trial.participant_id == bindparam("participant_id"))
+)
+
 _TRIAL_STIMULI = (
     select(TrialStimulus.position, TrialStimulus.token, TrialStimulus.stimulus_id)
     .where(TrialStimulus.trial_id == bindparam("trial_id")).order_by(TrialStimulus.position)
@@ -94,6 +99,12 @@ def trials_of(participant_id: int) -> list[Any]:
     """Every trial of a participant in order, as rows (id, position, kind, item_id,
     flipped, started_at, completed_at)."""
     return list(connection().execute(_TRIALS, {"participant_id": participant_id}))
+
+
+def trial_counts(participant_id: int) -> tuple[int, int]:
+    """How many trials a participant has, and how many of them are answered."""
+    total, done = connection().execute(_TRIAL_COUNTS, {"participant_id": participant_id}).one()
+    return int(total), int(done)
 
 
 def trial_stimuli(trial_id: int) -> list[Any]:
