@@ -94,6 +94,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from . import security
     from .extensions import csrf, db, login, migrate
+    from .sessions import RememberingSessionInterface
+
+    app.session_interface = RememberingSessionInterface()
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(resource_dir("migrations")), render_as_batch=True)

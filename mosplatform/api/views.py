@@ -20,7 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import ValidationError
 
 from ..extensions import csrf, db
-from ..participant.views import current_tokens, load_participant, stage_url, trial_page_config
+from ..participant.views import current_tokens, trial_page_config
 from ..services import journey
 from ..services.journey import shown_time
 from ..services.lookup import ParticipantRef, participant_ref
@@ -102,7 +102,9 @@ def submit_trial_view(token: str, number: int):  # type: ignore[no-untyped-def]
     if not isinstance(following, int):
         # After the last trial the journey moves on now (questionnaire or done page),
         # and the answer names that page.
-        out["next_url"] = (stage_url(load_participant(token)) if outcome.status == 200
+        stage = journey.leave_trials(participant) if outcome.status == 200 else ""
+        out["next_url"] = (url_for(f"participant.{stage}", token=token)
+                           if stage in ("questionnaire", "done")
                            else url_for("participant.resume", token=token))
         return jsonify(out), outcome.status
     out["next_url"] = url_for("participant.trial", token=token, number=following)

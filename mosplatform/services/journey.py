@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from itsdangerous import BadSignature, Signer
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from ..extensions import db
 from ..models import (
@@ -83,16 +83,44 @@ def progress(participant: Participant | lookup.ParticipantRef,
     return {"done": done_stages + done_trials, "total": len(non_trial) + total_trials}
 
 
+def _completion_code(participant: Participant | lookup.ParticipantRef) -> str:
+    crowd = test_info(participant.test).definition.get("crowd", {})
+    return crowd.get("completion_code") or participant.token[:10].upper()
+
+
 def finish(participant: Participant) -> None:
     """Mark the participation finished and fix its completion code."""
     if participant.finished_at is None:
         participant.finished_at = utcnow()
         if participant.status == ParticipantStatus.started.value:
             participant.status = ParticipantStatus.finished.value
-        crowd = test_info(participant.test).definition.get("crowd", {})
-        participant.completion_code = crowd.get("completion_code") or participant.token[:10].upper()
+        participant.completion_code = _completion_code(participant)
     participant.stage = "done"
     db.session.commit()
+
+
+def leave_trials(participant: lookup.ParticipantRef) -> str:
+    """Move a participant whose trials are all answered on to the next stage.
+
+    One statement (the answer to the last trial runs this): the stage, and when the
+    next stage is the end, what :func:`finish` records. Returns the participant's
+    stage afterwards.
+    """
+    if participant.stage != "trials":
+        return participant.stage
+    to = next_stage(participant.test, "trials")
+    col = Participant.__table__.c
+    values: dict[str, Any] = {"stage": to}
+    if to == "done":
+        values.update(
+            finished_at=func.coalesce(col.finished_at, utcnow()),
+            status=case((col.status == ParticipantStatus.started.value,
+                         ParticipantStatus.finished.value), else_=col.status),
+            completion_code=func.coalesce(col.completion_code, _completion_code(participant)))
+    lookup.connection().execute(Participant.__table__.update().where(
+        col.id == participant.id, col.stage == "trials").values(**values))
+    db.session.commit()
+    return to
 
 
 def completion_redirect(participant: Participant) -> str | None:

@@ -198,3 +198,29 @@ def test_closed_test_link_is_refused(client, tmp_path, audio_dirs):
     db.session.commit()
     assert client.get(f"/t/{test.public_id}").status_code == 403
     assert client.get("/t/does-not-exist").status_code == 404
+
+
+def test_last_answer_moves_on_to_the_questionnaire(client, tmp_path, audio_dirs):
+    extra = "questionnaire:\n  - {{key: age, label: Age, type: number, required: true}}\n"
+    test = _make(tmp_path, audio_dirs, ACR_YAML, extra)
+    r = _walk_to_trials(client, test.public_id, "?PROLIFIC_PID=q1")
+    cfg = _config(r.get_data(as_text=True))
+    while True:
+        answer = _answer(client, cfg, 4)
+        assert answer.status_code == 200
+        if "next_config" not in answer.get_json():
+            break
+        cfg = answer.get_json()["next_config"]
+    token = cfg["submit_url"].split("/")[3]
+    # The answer to the last trial moved the participant on, and names where to.
+    assert answer.get_json()["next_url"] == f"/p/{token}/questionnaire"
+    p = db.session.execute(select(Participant)).scalar_one()
+    assert p.stage == "questionnaire" and p.finished_at is None and p.status == "started"
+    # The same answer again (a retry) does not move anything further.
+    again = _answer(client, cfg, 4)
+    assert again.get_json()["next_url"] == f"/p/{token}/questionnaire"
+    r = client.post(f"/p/{token}/questionnaire", data={"age": "33"})
+    assert r.status_code == 302 and r.location.endswith("/done")
+    db.session.expire_all()
+    p = db.session.execute(select(Participant)).scalar_one()
+    assert p.stage == "done" and p.status == "finished" and p.completion_code
