@@ -62,19 +62,29 @@ def load_participant(token: str) -> Participant:
     return participant
 
 
-def stage_url(participant: Participant) -> str:
-    stage = participant.stage
+def load_ref(token: str) -> ParticipantRef:
+    """The participant of ``token`` as plain columns (404 if none); binds it to this
+    browser. For the pages that need no ORM objects (the hot ones)."""
+    participant = participant_ref(token)
+    if participant is None:
+        abort(404, description="This link is not valid.")
+    g.lang = participant.language
+    remember(participant)
+    return participant
+
+
+def stage_url(participant: Participant | ParticipantRef, stage: str | None = None) -> str:
+    """The page of the participant's stage (``stage`` when it is known to have changed).
+
+    At the trials stage with every trial answered, the participant moves on first.
+    """
+    stage = stage or participant.stage
     if stage == "trials":
         trial = journey.first_open_trial(participant)
-        if trial is None:
-            nxt = journey.next_stage(participant.test, "trials")
-            journey.advance(participant, nxt)
-            if nxt == "done":
-                journey.finish(participant)
-            return stage_url(participant)
-        return url_for("participant.trial", token=participant.token, number=trial.position + 1)
-    if stage == "done":
-        return url_for("participant.done", token=participant.token)
+        if trial is not None:
+            return url_for("participant.trial", token=participant.token,
+                           number=trial.position + 1)
+        stage = journey.leave_trials(participant, current=stage)
     return url_for(f"participant.{stage}", token=participant.token)
 
 
@@ -86,13 +96,13 @@ def _page(template: str, participant: Participant | ParticipantRef,  # type: ign
         form_action=request.path, **context)
 
 
-def _step(participant: Participant, stage: str):  # type: ignore[no-untyped-def]
+def _step(participant: Participant | ParticipantRef, stage: str):  # type: ignore[no-untyped-def]
     """On POST, advance past ``stage``; on GET of a later stage, go where the participant is."""
     if journey.stage_index(participant.stage) < journey.stage_index(stage):
         return redirect(stage_url(participant))
     if request.method == "POST":
-        journey.advance(participant, journey.next_stage(participant.test, stage))
-        return redirect(stage_url(participant))
+        now = journey.advance(participant, journey.next_stage(participant.test, stage))
+        return redirect(stage_url(participant, now))
     return None
 
 
@@ -139,14 +149,14 @@ def resume(token: str):  # type: ignore[no-untyped-def]
     return redirect(stage_url(load_participant(token)))
 
 
-def _description(participant: Participant) -> str:
+def _description(participant: ParticipantRef) -> str:
     desc = test_info(participant.test).definition.get("description") or ""
     return text_in(desc, participant.language)
 
 
 @bp.route("/p/<token>/welcome", methods=["GET", "POST"])
 def welcome(token: str):  # type: ignore[no-untyped-def]
-    participant = load_participant(token)
+    participant = load_ref(token)
     if request.method == "POST" and not request.form.get("consent"):
         return _page("participant/welcome.html", participant,
                      description=_description(participant),
@@ -159,7 +169,7 @@ def welcome(token: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/p/<token>/instructions", methods=["GET", "POST"])
 def instructions(token: str):  # type: ignore[no-untyped-def]
-    participant = load_participant(token)
+    participant = load_ref(token)
     resp = _step(participant, "instructions")
     if resp is not None:
         return resp
@@ -189,17 +199,13 @@ def calibration(token: str):  # type: ignore[no-untyped-def]
 @bp.get("/p/<token>/trial/<int:number>")
 def trial(token: str, number: int):  # type: ignore[no-untyped-def]
     # The hot path: plain rows, no ORM objects (see services.lookup).
-    participant = participant_ref(token)
-    if participant is None:
-        abort(404, description="This link is not valid.")
-    g.lang = participant.language
-    remember(participant)
+    participant = load_ref(token)
     page = None
     if participant.stage == "trials":
         page = journey.current_trial_page(participant, number - 1)
     if page is None:
         # Answered trials are never asked again; later ones wait their turn.
-        return redirect(stage_url(load_participant(token)))
+        return redirect(stage_url(participant))
     config = trial_page_config(participant, page)
     return _page(f"participant/trial_{participant.test.kind}.html", participant,
                  progress=config["progress"], trial_config=config)

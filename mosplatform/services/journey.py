@@ -13,6 +13,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, Signer
 from sqlalchemy import case, func, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import (
@@ -34,13 +35,25 @@ def stage_index(stage: str) -> int:
     return STAGES.index(stage) if stage in STAGES else 0
 
 
-def advance(participant: Participant, to: str) -> None:
-    """Move the participant forward to stage ``to`` (never backwards)."""
-    if stage_index(to) > stage_index(participant.stage):
-        participant.stage = to
-        if to == "instructions" and participant.consent_at is None:
-            participant.consent_at = utcnow()
-        db.session.commit()
+def advance(participant: Participant | lookup.ParticipantRef, to: str) -> str:
+    """Move the participant forward to stage ``to`` (never backwards), in one statement.
+
+    Consenting (moving on to the instructions) records when. Returns the stage the
+    participant is at afterwards; a loaded ``Participant`` shows it too.
+    """
+    if stage_index(to) <= stage_index(participant.stage):
+        return participant.stage
+    col = Participant.__table__.c
+    values: dict[str, Any] = {"stage": to}
+    if to == "instructions":
+        values["consent_at"] = func.coalesce(col.consent_at, utcnow())
+    lookup.connection().execute(Participant.__table__.update().where(
+        col.id == participant.id).values(**values))
+    db.session.commit()
+    if isinstance(participant, Participant):
+        set_committed_value(participant, "stage", to)
+        db.session.expire(participant, ["consent_at"])
+    return to
 
 
 def stages_for(test: Test) -> list[str]:
@@ -55,7 +68,7 @@ def next_stage(test: Test, stage: str) -> str:
     return stages[min(i + 1, len(stages) - 1)]
 
 
-def first_open_trial(participant: Participant) -> Trial | None:
+def first_open_trial(participant: Participant | lookup.ParticipantRef) -> Trial | None:
     """The first trial without an answer, or None when all are answered."""
     return db.session.execute(
         select(Trial).where(Trial.participant_id == participant.id,
@@ -99,15 +112,19 @@ def finish(participant: Participant) -> None:
     db.session.commit()
 
 
-def leave_trials(participant: lookup.ParticipantRef) -> str:
+def leave_trials(participant: Participant | lookup.ParticipantRef,
+                 current: str | None = None) -> str:
     """Move a participant whose trials are all answered on to the next stage.
 
     One statement (the answer to the last trial runs this): the stage, and when the
     next stage is the end, what :func:`finish` records. Returns the participant's
-    stage afterwards.
+    stage afterwards (a loaded ``Participant`` is expired: it reads the new values).
+    ``current`` is the participant's stage when it moved on since ``participant`` was
+    read.
     """
-    if participant.stage != "trials":
-        return participant.stage
+    current = current or participant.stage
+    if current != "trials":
+        return current
     to = next_stage(participant.test, "trials")
     col = Participant.__table__.c
     values: dict[str, Any] = {"stage": to}
@@ -120,6 +137,8 @@ def leave_trials(participant: lookup.ParticipantRef) -> str:
     lookup.connection().execute(Participant.__table__.update().where(
         col.id == participant.id, col.stage == "trials").values(**values))
     db.session.commit()
+    if isinstance(participant, Participant):
+        db.session.expire(participant)
     return to
 
 
