@@ -182,6 +182,12 @@ def openapi_spec(api_max_bytes: int = 256 * 1024) -> dict[str, Any]:
                 "properties": {"ok": {"const": True}, "stored": {"type": "integer"},
                                "next": {"type": "integer"}, "next_url": {"type": "string"},
                                "next_trial": {"type": ["integer", "null"]},
+                               "next_config": {
+                                   "type": "object",
+                                   "description": "The next trial's page configuration "
+                                                  "(as embedded in its page, without the "
+                                                  "UI strings), for showing it in place; "
+                                                  "absent after the last trial."},
                                "replayed": {"type": "boolean"}},
             },
             "EventBatch": {
