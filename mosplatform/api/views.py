@@ -7,9 +7,10 @@ along with its answer and are stored in the same transaction, and ``shown`` is t
 page's signed stamp of when it was shown. ``POST /api/p/<token>/events`` with
 ``{"events": [...]}`` for the events sent while the page is open. Answers: 200
 ``{"ok": true, "next_url": ..., "next_config": {...}}`` or 4xx ``{"error": "..."}``:
-``next_url`` is the next page (a trial, or after the last trial the next stage of
-the journey, to which the participant has moved on) and ``next_config`` the next trial's page configuration, without its UI
-strings, so that the page can show that trial in place.
+``next_url`` is the next page (a trial, or after the last trial the next stage of the
+journey, to which the participant has moved on) and ``next_config`` the next trial's
+page configuration without its UI strings, so that the page can show that trial in
+place.
 """
 
 from __future__ import annotations
