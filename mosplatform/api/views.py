@@ -112,7 +112,7 @@ def submit_trial_view(token: str, number: int):  # type: ignore[no-untyped-def]
     if outcome.status == 200:
         # The next trial's page configuration rides along: the page shows it in place,
         # without loading next_url (which stays the address of that trial).
-        page = journey.page_after_answer(outcome.trials, number - 1)
+        page = outcome.next_page or journey.page_after_answer(outcome.trials, number - 1)
         if page is not None and page.trial.position == following - 1:
             out["next_config"] = trial_page_config(participant, page, with_strings=False)
     return jsonify(out), outcome.status

@@ -69,6 +69,13 @@ _TRIAL_STIMULI = (
     .where(TrialStimulus.trial_id == bindparam("trial_id")).order_by(TrialStimulus.position)
 )
 
+_STIMULI_OF_TRIALS = (
+    select(TrialStimulus.trial_id, TrialStimulus.position, TrialStimulus.token,
+           TrialStimulus.stimulus_id)
+    .where(TrialStimulus.trial_id.in_(bindparam("trial_ids", expanding=True)))
+    .order_by(TrialStimulus.trial_id, TrialStimulus.position)
+)
+
 _MEDIA = (
     select(Stimulus.path, Stimulus.content_hash, Participant.token)
     .join(TrialStimulus, TrialStimulus.stimulus_id == Stimulus.id)
@@ -105,6 +112,15 @@ def trial_counts(participant_id: int) -> tuple[int, int]:
     """How many trials a participant has, and how many of them are answered."""
     total, done = connection().execute(_TRIAL_COUNTS, {"participant_id": participant_id}).one()
     return int(total), int(done)
+
+
+def stimuli_of_trials(trial_ids: list[int]) -> dict[int, list[Any]]:
+    """The stimuli of several trials in page order, as rows (position, token,
+    stimulus_id) by trial id, in one query."""
+    out: dict[int, list[Any]] = {tid: [] for tid in trial_ids}
+    for row in connection().execute(_STIMULI_OF_TRIALS, {"trial_ids": trial_ids}):
+        out[row.trial_id].append(row)
+    return out
 
 
 def trial_stimuli(trial_id: int) -> list[Any]:

@@ -15,7 +15,7 @@ import contextlib
 import math
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +37,7 @@ from ..models import (
     utcnow,
 )
 from . import lookup
+from .journey import TrialPage
 from .testinfo import QuestionInfo, test_info
 
 EVENT_KINDS = {"play", "pause", "switch", "loop", "seek", "page_load", "heard", "ended",
@@ -61,12 +62,14 @@ class Outcome:
     """The answer to a submission: HTTP status and JSON body.
 
     ``trials`` are the participant's trials as the submission read them (before it
-    stored anything), for building the next trial's page without reading them again.
+    stored anything), and ``next_page`` the trial that follows with its stimuli, when
+    the submission read them: the answer brings that trial's page.
     """
 
     status: int
     body: dict[str, Any]
     trials: list[Any] = field(default_factory=list)
+    next_page: TrialPage | None = None
 
 
 def _finite_float(value: Any) -> float | None:
@@ -255,7 +258,13 @@ def _submit(participant: Participant | lookup.ParticipantRef, position: int, pay
     if trial is None:
         raise RatingError("no such trial", 404)
     info = test_info(test)
-    by_pos = {ts.position: ts.stimulus_id for ts in lookup.trial_stimuli(trial.id)}
+    # The trial that comes next, whose page the answer brings: its stimuli are read
+    # with this trial's, in one query and before the transaction writes.
+    upcoming = next((t for t in trials if t.completed_at is None and t.position != position),
+                    None)
+    stimuli = lookup.stimuli_of_trials(
+        [trial.id] if upcoming is None else [trial.id, upcoming.id])
+    by_pos = {ts.position: ts.stimulus_id for ts in stimuli.get(trial.id, [])}
     rated_positions = sorted(p for p in by_pos if p >= 0)
     answers = _parse(info.kind, trial.kind, rated_positions, info.questions, payload)
     rows = _expand(info.kind, trial.flipped, by_pos, answers)
@@ -263,10 +272,13 @@ def _submit(participant: Participant | lookup.ParticipantRef, position: int, pay
                       if t.position > position and t.completed_at is None), None)
     body = {"ok": True, "stored": 0, "next": position + 1,
             "next_trial": None if following is None else following + 1}
+    next_page = None
+    if upcoming is not None and upcoming.position == following:
+        next_page = TrialPage(upcoming, trials, stimuli.get(upcoming.id, []), position)
     store = trial.kind != ItemKind.training.value and not participant.is_preview
 
     if trial.completed_at is not None:
-        return _resubmission(store, trial.id, rows, body)
+        return replace(_resubmission(store, trial.id, rows, body), next_page=next_page)
     earlier_open = next((t.position for t in trials
                          if t.position < position and t.completed_at is None), None)
     if earlier_open is not None:
@@ -316,9 +328,9 @@ def _submit(participant: Participant | lookup.ParticipantRef, position: int, pay
         db.session.rollback()
         replay = _prior(participant, idempotency_key)
         if replay is not None:
-            return replay
-        return _resubmission(store, trial.id, rows, body)
-    return Outcome(200, body)
+            return replace(replay, next_page=next_page)
+        return replace(_resubmission(store, trial.id, rows, body), next_page=next_page)
+    return Outcome(200, body, next_page=next_page)
 
 
 _TRIAL = Trial.__table__.c
