@@ -268,10 +268,13 @@ def questionnaire(token: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/p/<token>/done")
 def done(token: str):  # type: ignore[no-untyped-def]
-    participant = load_participant(token)
-    if participant.stage != "done":
-        return redirect(stage_url(participant))
-    journey.finish(participant)
+    ref = load_ref(token)
+    if ref.stage != "done":
+        return redirect(stage_url(ref))
+    participant: Participant | ParticipantRef = ref  # finished: nothing to write
+    if not ref.finished:
+        participant = load_participant(token)
+        journey.finish(participant)
     return _page("participant/done.html", participant,
                  completion_code=participant.completion_code,
                  redirect_url=journey.completion_redirect(participant))

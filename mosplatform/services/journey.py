@@ -142,7 +142,7 @@ def leave_trials(participant: Participant | lookup.ParticipantRef,
     return to
 
 
-def completion_redirect(participant: Participant) -> str | None:
+def completion_redirect(participant: Participant | lookup.ParticipantRef) -> str | None:
     """Where a crowd worker goes after the last page (Prolific or a generic URL)."""
     crowd = test_info(participant.test).definition.get("crowd", {})
     code = participant.completion_code or ""

@@ -42,11 +42,16 @@ class ParticipantRef:
     excluded: bool
     is_preview: bool
     test: TestRef
+    external_id: str | None = None
+    completion_code: str | None = None
+    finished: bool = False  # finished_at is set
 
 
 _PARTICIPANT = (
     select(Participant.id, Participant.token, Participant.language, Participant.stage,
            Participant.status, Participant.excluded, Participant.is_preview,
+           Participant.external_id, Participant.completion_code,
+           Participant.finished_at.is_not(None).label("finished"),
            Test.id.label("test_id"), Test.public_id, Test.name, Test.kind,
            Test.status.label("test_status"))
     .join(Test, Test.id == Participant.test_id)
@@ -99,7 +104,9 @@ def participant_ref(token: str) -> ParticipantRef | None:
         id=row.id, token=row.token, language=row.language, stage=row.stage,
         status=row.status, excluded=bool(row.excluded), is_preview=bool(row.is_preview),
         test=TestRef(id=row.test_id, public_id=row.public_id, name=row.name, kind=row.kind,
-                     status=row.test_status))
+                     status=row.test_status),
+        external_id=row.external_id, completion_code=row.completion_code,
+        finished=bool(row.finished))
 
 
 def trials_of(participant_id: int) -> list[Any]:
