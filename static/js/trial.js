@@ -4,7 +4,8 @@
 // rating controls on top of a TrialPage, in a `mount(page)` function that
 // runTrials() calls for the first trial and again for every trial that follows
 // in place: the answer to a trial carries the next trial's configuration, so the
-// next trial is shown without loading a page (one request per answer, not two).
+// next trial is shown without loading a page (the answer is the only request
+// between two trials, besides the next trial's audio).
 
 import { AudioEngine } from "./engine.js";
 import { EventLogger, el, forgetIdempotencyKey, formatSeconds, idempotencyKey, makeT, postJSON, readConfig } from "./common.js";
