@@ -31,11 +31,13 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test system-deps
 
-# Debian packages the tests use: Chromium for browser tests, espeak-ng for trapping clips.
+# Debian packages the tests use: Chromium for browser tests, espeak-ng for trapping clips,
+# ffmpeg as the independent BS.1770 loudness reference.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
