@@ -64,7 +64,8 @@ function mount(page) {
         seq.addEventListener("click", () => playSequence());
         box.appendChild(seq);
       }
-      box.hidden = false;
+      // Shown once the audio is ready (page.start below): before that a press would
+      // have nothing to play.
     }
   }
 
@@ -183,6 +184,7 @@ function mount(page) {
     }
   });
   page.start({ loopWhole: false }).then(() => {
+    document.getElementById("stimulus-buttons").hidden = buttons.length === 0;
     highlight();
     update();
   });
