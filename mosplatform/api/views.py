@@ -15,16 +15,16 @@ place.
 
 from __future__ import annotations
 
-from flask import abort, current_app, g, jsonify, request, url_for
+from flask import abort, current_app, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import ValidationError
 
 from ..extensions import csrf, db
-from ..participant.views import current_tokens, trial_page_config
+from ..participant.views import current_tokens, load_ref, trial_page_config
 from ..services import journey
 from ..services.journey import shown_time
-from ..services.lookup import ParticipantRef, participant_ref
+from ..services.lookup import ParticipantRef
 from ..services.ratings import RatingError, record_events, submit_trial
 from . import bp
 
@@ -63,11 +63,7 @@ def _participant(token: str) -> ParticipantRef:
     """
     if token not in current_tokens():
         abort(403, description="this browser session does not belong to that participant")
-    participant = participant_ref(token)
-    if participant is None:
-        abort(404, description="This link is not valid.")
-    g.lang = participant.language
-    return participant
+    return load_ref(token)
 
 
 def _check_csrf(body: object) -> None:

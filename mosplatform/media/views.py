@@ -68,7 +68,8 @@ def stimulus(token: str) -> Response:
     path, size = found
     mimetype = "audio/flac" if path.endswith(".flac") else "audio/wav"
     etag = _etag(token, row.content_hash)
-    if current_app.config.get("USE_X_ACCEL_REDIRECT"):
+    accel = bool(current_app.config.get("USE_X_ACCEL_REDIRECT"))
+    if accel:
         if request.if_none_match.contains(etag):
             resp = Response(status=304)
         else:
@@ -85,8 +86,8 @@ def stimulus(token: str) -> Response:
         resp.content_length = size
     resp.set_etag(etag)
     resp.headers["Cache-Control"] = CACHE_CONTROL
-    if resp.status_code == 200 and not current_app.config.get("USE_X_ACCEL_REDIRECT"):
-        # 304 for a matching If-None-Match, 206/416 for a Range request.
+    if not accel:
+        # The file itself: 304 for a matching If-None-Match, 206/416 for a Range request.
         resp.make_conditional(request, accept_ranges=True, complete_length=size)
     return resp
 

@@ -43,17 +43,27 @@ def advance(participant: Participant | lookup.ParticipantRef, to: str) -> str:
     """
     if stage_index(to) <= stage_index(participant.stage):
         return participant.stage
-    col = Participant.__table__.c
     values: dict[str, Any] = {"stage": to}
     if to == "instructions":
-        values["consent_at"] = func.coalesce(col.consent_at, utcnow())
+        values["consent_at"] = func.coalesce(_COL.consent_at, utcnow())
+    _update(participant, values)
+    if isinstance(participant, Participant):
+        set_committed_value(participant, "stage", to)  # known: no reload for it
+    return to
+
+
+_COL = Participant.__table__.c
+
+
+def _update(participant: Participant | lookup.ParticipantRef, values: dict[str, Any],
+            *where: Any) -> None:
+    """Write ``values`` to the participant's row in one statement and commit; a loaded
+    ``Participant`` reads the written columns again when next used."""
     lookup.connection().execute(Participant.__table__.update().where(
-        col.id == participant.id).values(**values))
+        _COL.id == participant.id, *where).values(**values))
     db.session.commit()
     if isinstance(participant, Participant):
-        set_committed_value(participant, "stage", to)
-        db.session.expire(participant, ["consent_at"])
-    return to
+        db.session.expire(participant, list(values))
 
 
 def stages_for(test: Test) -> list[str]:
@@ -118,7 +128,7 @@ def leave_trials(participant: Participant | lookup.ParticipantRef,
 
     One statement (the answer to the last trial runs this): the stage, and when the
     next stage is the end, what :func:`finish` records. Returns the participant's
-    stage afterwards (a loaded ``Participant`` is expired: it reads the new values).
+    stage afterwards (a loaded ``Participant`` reads the new values).
     ``current`` is the participant's stage when it moved on since ``participant`` was
     read.
     """
@@ -126,19 +136,14 @@ def leave_trials(participant: Participant | lookup.ParticipantRef,
     if current != "trials":
         return current
     to = next_stage(participant.test, "trials")
-    col = Participant.__table__.c
     values: dict[str, Any] = {"stage": to}
     if to == "done":
         values.update(
-            finished_at=func.coalesce(col.finished_at, utcnow()),
-            status=case((col.status == ParticipantStatus.started.value,
-                         ParticipantStatus.finished.value), else_=col.status),
-            completion_code=func.coalesce(col.completion_code, _completion_code(participant)))
-    lookup.connection().execute(Participant.__table__.update().where(
-        col.id == participant.id, col.stage == "trials").values(**values))
-    db.session.commit()
-    if isinstance(participant, Participant):
-        db.session.expire(participant)
+            finished_at=func.coalesce(_COL.finished_at, utcnow()),
+            status=case((_COL.status == ParticipantStatus.started.value,
+                         ParticipantStatus.finished.value), else_=_COL.status),
+            completion_code=func.coalesce(_COL.completion_code, _completion_code(participant)))
+    _update(participant, values, _COL.stage == "trials")
     return to
 
 
@@ -186,11 +191,17 @@ def page_after_answer(trials: list[Any], answered: int) -> TrialPage | None:
     (the answer's own read, so this costs one query: the next trial's stimuli).
     Returns None after the last trial.
     """
-    current = next((t for t in trials if t.completed_at is None and t.position != answered),
-                   None)
+    current = trial_after(trials, answered)
     if current is None:
         return None
     return TrialPage(current, trials, lookup.trial_stimuli(current.id), answered)
+
+
+def trial_after(trials: list[Any], answered: int) -> Any | None:
+    """The first open trial other than the one at position ``answered`` (the trial
+    that follows its answer), from the trials as read before the answer; or None."""
+    return next((t for t in trials if t.completed_at is None and t.position != answered),
+                None)
 
 
 SHOWN_SALT = "mosplatform.trial-shown"

@@ -69,11 +69,6 @@ _TRIAL_COUNTS = (
     .where(Trial.participant_id == bindparam("participant_id"))
 )
 
-_TRIAL_STIMULI = (
-    select(TrialStimulus.position, TrialStimulus.token, TrialStimulus.stimulus_id)
-    .where(TrialStimulus.trial_id == bindparam("trial_id")).order_by(TrialStimulus.position)
-)
-
 _STIMULI_OF_TRIALS = (
     select(TrialStimulus.trial_id, TrialStimulus.position, TrialStimulus.token,
            TrialStimulus.stimulus_id)
@@ -122,7 +117,7 @@ def trial_counts(participant_id: int) -> tuple[int, int]:
 
 
 def stimuli_of_trials(trial_ids: list[int]) -> dict[int, list[Any]]:
-    """The stimuli of several trials in page order, as rows (position, token,
+    """The stimuli of several trials in page order, as rows (trial_id, position, token,
     stimulus_id) by trial id, in one query."""
     out: dict[int, list[Any]] = {tid: [] for tid in trial_ids}
     for row in connection().execute(_STIMULI_OF_TRIALS, {"trial_ids": trial_ids}):
@@ -131,8 +126,8 @@ def stimuli_of_trials(trial_ids: list[int]) -> dict[int, list[Any]]:
 
 
 def trial_stimuli(trial_id: int) -> list[Any]:
-    """A trial's stimuli in page order, as rows (position, token, stimulus_id)."""
-    return list(connection().execute(_TRIAL_STIMULI, {"trial_id": trial_id}))
+    """A trial's stimuli in page order, as rows (trial_id, position, token, stimulus_id)."""
+    return stimuli_of_trials([trial_id])[trial_id]
 
 
 def media_row(token: str) -> Any | None:

@@ -37,7 +37,7 @@ from ..models import (
     utcnow,
 )
 from . import lookup
-from .journey import TrialPage
+from .journey import TrialPage, trial_after
 from .testinfo import QuestionInfo, test_info
 
 EVENT_KINDS = {"play", "pause", "switch", "loop", "seek", "page_load", "heard", "ended",
@@ -260,8 +260,7 @@ def _submit(participant: Participant | lookup.ParticipantRef, position: int, pay
     info = test_info(test)
     # The trial that comes next, whose page the answer brings: its stimuli are read
     # with this trial's, in one query and before the transaction writes.
-    upcoming = next((t for t in trials if t.completed_at is None and t.position != position),
-                    None)
+    upcoming = trial_after(trials, position)
     stimuli = lookup.stimuli_of_trials(
         [trial.id] if upcoming is None else [trial.id, upcoming.id])
     by_pos = {ts.position: ts.stimulus_id for ts in stimuli.get(trial.id, [])}
