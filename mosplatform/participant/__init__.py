@@ -12,7 +12,9 @@ def keep_loaded_rows() -> None:
     them again. Only this request's session is changed."""
     from ..extensions import db
 
-    db.session.expire_on_commit = False
+    # On the session itself: set on the scoped_session proxy, the flag would change
+    # nothing (it would only add an attribute to the proxy).
+    db.session().expire_on_commit = False
 
 
 from . import views  # noqa: E402,F401
