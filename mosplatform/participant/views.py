@@ -108,7 +108,9 @@ def _step(participant: Participant | ParticipantRef, stage: str):  # type: ignor
 
 @bp.get("/t/<public_id>")
 def arrive(public_id: str):  # type: ignore[no-untyped-def]
-    test = db.session.execute(select(Test).where(Test.public_id == public_id)).scalar_one_or_none()
+    # The definition is not loaded: the test's cached info has it.
+    test = db.session.execute(select(Test).options(defer(Test.definition))
+                              .where(Test.public_id == public_id)).scalar_one_or_none()
     if test is None:
         abort(404, description="This test does not exist.")
     known = session.get("participants", {}).get(public_id)
@@ -124,7 +126,7 @@ def arrive(public_id: str):  # type: ignore[no-untyped-def]
     if existing is not None:
         remember(existing)
         return redirect(stage_url(existing))
-    languages = test.definition.get("languages", ["en"])
+    languages = test_info(test).definition.get("languages", ["en"])
     lang = i18n.pick_language(languages, request.args.get("lang"),
                               request.headers.get("Accept-Language"))
     g.lang = lang

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -169,10 +169,11 @@ def _add_votes(test_id: int, deltas: Counter[tuple[int, int]],
     changes = [{"i": i, "s": s, "n": n} for (i, s), n in deltas.items() if n and (i, s) in kept]
     new = [{"item_id": i, "stimulus_id": s, "test_id": test_id, "votes": n}
            for (i, s), n in deltas.items() if n and (i, s) not in kept]
+    conn = db.session.connection()
     if changes:
-        db.session.execute(_ADD_VOTES, changes)
+        conn.execute(_ADD_VOTES, changes)
     if new:
-        db.session.execute(insert(AssignedVotes), new)
+        conn.execute(AssignedVotes.__table__.insert(), new)
 
 
 def change_votes(participant: Participant, sign: int) -> None:
@@ -192,7 +193,11 @@ def change_votes(participant: Participant, sign: int) -> None:
     _add_votes(participant.test_id, deltas, _kept_votes(participant.test_id))
 
 
-def assign_trials(test: Test, participant: Participant) -> list[Trial]:
+_INSERT_TRIALS = Trial.__table__.insert().returning(Trial.__table__.c.id,
+                                                    sort_by_parameter_order=True)
+
+
+def assign_trials(test: Test, participant: Participant) -> list[int]:
     """Choose and store this participant's trials (training, regular, quality control).
 
     Parameters
@@ -204,8 +209,8 @@ def assign_trials(test: Test, participant: Participant) -> list[Trial]:
 
     Returns
     -------
-    list of Trial
-        In presentation order.
+    list of int
+        The new trials' ids, in presentation order.
 
     Notes
     -----
@@ -311,26 +316,28 @@ def assign_trials(test: Test, participant: Participant) -> list[Trial]:
         body.insert(slot, (qc, [stim], qc.kind, None, False))
     planned = head + body
 
-    trials = [Trial(participant_id=participant.id, item_id=item.id, position=pos, kind=kind_,
-                    seed=int(rng.integers(0, 2**31 - 1)), flipped=flipped)
-              for pos, (item, _, kind_, _, flipped) in enumerate(planned)]
-    db.session.add_all(trials)
-    db.session.flush()
+    # Plain inserts on the session's connection (no ORM objects: an arrival writes a
+    # few dozen rows); the trials' ids come back in the order of the rows.
+    conn = db.session.connection()
+    trial_ids = list(conn.execute(_INSERT_TRIALS, [
+        {"participant_id": participant.id, "item_id": item.id, "position": pos, "kind": kind_,
+         "seed": int(rng.integers(0, 2**31 - 1)), "flipped": flipped}
+        for pos, (item, _, kind_, _, flipped) in enumerate(planned)]).scalars())
     rows = []
-    for trial, (_, stims, _, ref, _) in zip(trials, planned, strict=True):
-        rows += [{"trial_id": trial.id, "stimulus_id": st.id, "position": pos,
+    for trial_id, (_, stims, _, ref, _) in zip(trial_ids, planned, strict=True):
+        rows += [{"trial_id": trial_id, "stimulus_id": st.id, "position": pos,
                   "token": new_token()} for pos, st in enumerate(stims)]
         if ref is not None:
-            rows.append({"trial_id": trial.id, "stimulus_id": ref.id, "position": -1,
+            rows.append({"trial_id": trial_id, "stimulus_id": ref.id, "position": -1,
                          "token": new_token()})
-    db.session.execute(insert(TrialStimulus), rows)
+    conn.execute(TrialStimulus.__table__.insert(), rows)
     if not participant.is_preview:
         votes: Counter[tuple[int, int]] = Counter()
         for item, stims, kind_, _, _ in planned:
             if kind_ == ItemKind.regular.value:
                 votes.update((item.id, st.id) for st in stims)
         _add_votes(test.id, votes, kept)
-    return trials
+    return trial_ids
 
 
 def _least_filled_pair(stims: list[StimulusRef], counts: Counter[tuple[int, int]],
