@@ -18,6 +18,15 @@ CSP = (
     "object-src 'none'; base-uri 'none'; form-action 'self' https:; frame-ancestors 'none'"
 )
 
+# Set on every response unless the view set its own.
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+
 COMPRESSIBLE = ("text/html", "application/json", "text/css", "application/javascript",
                 "text/javascript", "text/csv", "image/svg+xml")
 
@@ -49,13 +58,14 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _headers(resp: Response) -> Response:
-        resp.headers.setdefault("Content-Security-Policy", CSP)
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "no-referrer")
-        resp.headers.setdefault("X-Frame-Options", "DENY")
-        resp.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        # One pass over the response's headers instead of a lookup per default: this
+        # runs on every request, and each missed lookup in werkzeug's Headers raises
+        # and catches a KeyError.
+        present = {name.lower() for name in resp.headers.keys()}
+        defaults = SECURITY_HEADERS
         if request.path.startswith(("/p/", "/api/", "/admin")):
-            resp.headers.setdefault("Cache-Control", "no-store")
+            defaults = SECURITY_HEADERS + (("Cache-Control", "no-store"),)
+        resp.headers.extend([(k, v) for k, v in defaults if k.lower() not in present])
         return _maybe_compress(resp)
 
     @app.errorhandler(HTTPException)
