@@ -224,3 +224,17 @@ def test_last_answer_moves_on_to_the_questionnaire(client, tmp_path, audio_dirs)
     db.session.expire_all()
     p = db.session.execute(select(Participant)).scalar_one()
     assert p.stage == "done" and p.status == "finished" and p.completion_code
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/p/some-token/welcome"),
+                                              ("POST", "/api/p/some-token/events")])
+def test_participant_requests_keep_loaded_rows_after_commit(app, method, path):
+    """The flag is set on the request's own session (setting it on the scoped-session
+    proxy changed nothing), and only for participant and API requests."""
+    with app.test_request_context(path, method=method):
+        app.preprocess_request()
+        assert db.session().expire_on_commit is False
+    db.session.remove()  # as at the end of a request (the fixture's app context stays)
+    with app.test_request_context("/admin/login"):
+        app.preprocess_request()
+        assert db.session().expire_on_commit is True
