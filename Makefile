@@ -70,6 +70,7 @@ lint: install-test
 	.venv-bench/bin/pip install --quiet museval==0.4.1 fast_bss_eval==0.1.4
 
 bench: install-test postgres .venv-bench/bin/python
+	$(PIP) install --quiet -e ".[test,bench,demo,separation,postgres,parquet]"
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 	$(PY) bench/sdr.py
 	$(PY) bench/report.py

@@ -1,6 +1,7 @@
 """Server CPU per request of the participant flow, in process (no HTTP, no concurrency).
 
     .venv/bin/python bench/load/endpoint_cost.py [PARTICIPANTS] [--profile [tottime]]
+    .venv/bin/python bench/load/endpoint_cost.py [PARTICIPANTS] --instructions [ENDPOINT]
 
 Walks N participants through the real views with Flask's test client on SQLite and
 prints the mean CPU time per endpoint (``time.thread_time``: the test client runs the
@@ -11,6 +12,13 @@ configuration, which the page shows in place, so only a participant's first tria
 page is loaded): its inverse is the
 single-core ceiling of rating submissions per second that the load harness
 (``bench/load/run.py``) approaches under concurrency.
+
+CPU time on a shared virtual machine moves by up to 40 % between runs. With
+``--instructions`` the script runs itself under valgrind's callgrind and counts the
+machine instructions of the walk instead (all requests of the participants after
+three warm-up ones, or only the requests of ``ENDPOINT``, e.g. ``ratings``): the
+count is the same from run to run whatever else the machine does, so two versions
+of the code can be compared by one run each. It runs about 50 times slower.
 """
 
 from __future__ import annotations
@@ -18,8 +26,11 @@ from __future__ import annotations
 import collections
 import cProfile
 import json
+import operator
+import os
 import pstats
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,15 +45,23 @@ from tests.conftest import make_app  # noqa: E402
 
 CONFIG = re.compile(r'id="trial-config">(.*?)</script>', re.S)
 PER_RATING = ("trial_get", "ratings", "media")
+WARM_UP = 3  # participants walked before counting instructions
+UNDER_CALLGRIND = "ENDPOINT_COST_UNDER_CALLGRIND"
 
 
 class Timer:
-    def __init__(self) -> None:
+    def __init__(self, counted: str | None = None) -> None:
         self.times: dict[str, list[float]] = collections.defaultdict(list)
+        # Under callgrind, instructions are collected only inside operator.call (a C
+        # function valgrind can see): the requests of this endpoint go through it.
+        self.counted = counted
 
     def __call__(self, name, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         started = time.thread_time()
-        response = request(*args, **kwargs)
+        if name == self.counted:
+            response = operator.call(request, *args, **kwargs)
+        else:
+            response = request(*args, **kwargs)
         self.times[name].append(time.thread_time() - started)
         return response
 
@@ -79,8 +98,36 @@ def walk(app, public_id: str, i: int, timed: Timer) -> None:  # type: ignore[no-
             location = r.get_json()["next_url"]
 
 
+def count_instructions(argv: list[str]) -> None:
+    """Run this script under callgrind and print instructions per participant/rating."""
+    out = Path(tempfile.mkdtemp()) / "callgrind.out"
+    cmd = ["valgrind", "--tool=callgrind", "--collect-atstart=no",
+           "--toggle-collect=_operator_call", f"--callgrind-out-file={out}",
+           sys.executable, *argv]
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env={**os.environ, UNDER_CALLGRIND: "1", "PYTHONHASHSEED": "0"})
+    if proc.returncode != 0:
+        sys.exit(f"valgrind failed:\n{proc.stderr[-2000:]}")
+    collected = int(re.search(r"Collected : (\d+)", proc.stderr).group(1))
+    counts = json.loads(proc.stdout.strip().splitlines()[-1])
+    what = counts["endpoint"] or "whole flow"
+    print(f"{counts['participants']} participants after {WARM_UP} warm-up ones, "
+          f"{counts['ratings']} ratings; counted: {what}")
+    print(f"instructions: {collected:,} in all")
+    if counts["requests"]:
+        print(f"  per request counted: {collected / counts['requests']:,.0f}")
+    print(f"  per participant: {collected / counts['participants']:,.0f}")
+    print(f"  per rating: {collected / counts['ratings']:,.0f}")
+
+
 def main() -> None:
     n = next((int(a) for a in sys.argv[1:] if a.isdigit()), 20)
+    if "--instructions" in sys.argv:
+        if not os.environ.get(UNDER_CALLGRIND):
+            count_instructions(sys.argv)
+            return
+        after = sys.argv[sys.argv.index("--instructions") + 1:]
+        endpoint = after[0] if after and not after[0].isdigit() else None
     tmp = Path(tempfile.mkdtemp())
     dirs = make_musdb(tmp / "audio", tracks=6, seconds=2.0)
     app = make_app("sqlite:///" + str(tmp / "bench.sqlite"), tmp)
@@ -90,6 +137,19 @@ def main() -> None:
         test = create_test(load_definition(write_definition(tmp, text, dirs, "acr.yaml")),
                            open_now=True, compute_sdr=False)
         public_id = test.public_id
+    if os.environ.get(UNDER_CALLGRIND):
+        for i in range(WARM_UP):
+            walk(app, public_id, i, Timer())
+        timed = Timer(counted=endpoint)
+        if endpoint is None:
+            operator.call(lambda: [walk(app, public_id, WARM_UP + i, timed) for i in range(n)])
+        else:
+            for i in range(n):
+                walk(app, public_id, WARM_UP + i, timed)
+        print(json.dumps({"endpoint": endpoint, "participants": n,
+                          "ratings": len(timed.times["ratings"]),
+                          "requests": len(timed.times[endpoint]) if endpoint else 0}))
+        return
     timed = Timer()
     profiling = "--profile" in sys.argv
     profile = cProfile.Profile()
