@@ -131,5 +131,11 @@ def trial_stimuli(trial_id: int) -> list[Any]:
 
 
 def media_row(token: str) -> Any | None:
-    """(path, content_hash, owner token) of the stimulus behind a media token, or None."""
-    return connection().execute(_MEDIA, {"token": token}).first()
+    """(path, content_hash, owner token) of the stimulus behind a media token, or None.
+
+    Read on a pooled connection of its own, outside the ORM session: the audio request
+    reads this one row and writes nothing, and setting up the session's transaction
+    (and closing it at the end of the request) cost more than the query itself.
+    """
+    with db.engine.connect() as conn:
+        return conn.execute(_MEDIA, {"token": token}).first()
