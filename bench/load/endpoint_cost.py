@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/load/endpoint_cost.py [PARTICIPANTS] [--profile [tottime]]
     .venv/bin/python bench/load/endpoint_cost.py [PARTICIPANTS] --instructions [ENDPOINT]
+    (either with --postgres: on a throwaway database of the PostgreSQL on 127.0.0.1)
 
 Walks N participants through the real views with Flask's test client on SQLite and
 prints the mean CPU time per endpoint (``time.thread_time``: the test client runs the
@@ -126,11 +127,38 @@ def main() -> None:
         if not os.environ.get(UNDER_CALLGRIND):
             count_instructions(sys.argv)
             return
-        after = sys.argv[sys.argv.index("--instructions") + 1:]
-        endpoint = after[0] if after and not after[0].isdigit() else None
     tmp = Path(tempfile.mkdtemp())
     dirs = make_musdb(tmp / "audio", tracks=6, seconds=2.0)
-    app = make_app("sqlite:///" + str(tmp / "bench.sqlite"), tmp)
+    postgres = None
+    if "--postgres" in sys.argv:
+        # A throwaway database on the machine's PostgreSQL (127.0.0.1:5432): the app's
+        # side of each request (driver, round trips) is counted, not the server's.
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import env as envmod
+
+        postgres = envmod.SharedServer()
+        name = envmod.create_database(postgres)
+        app = make_app(postgres.url(name), tmp)
+    else:
+        app = make_app("sqlite:///" + str(tmp / "bench.sqlite"), tmp)
+    try:
+        run(app, dirs, tmp, n)
+    finally:
+        if postgres is not None:
+            from mosplatform.extensions import db
+
+            with app.app_context():
+                db.engine.dispose()
+            envmod.drop_database(postgres, name)
+
+
+def run(app, dirs, tmp: Path, n: int) -> None:  # type: ignore[no-untyped-def]
+    """Create the test, walk ``n`` participants and print what the mode asks for."""
+    endpoint = None
+    if os.environ.get(UNDER_CALLGRIND):
+        after = sys.argv[sys.argv.index("--instructions") + 1:]
+        endpoint = after[0] if after and not after[0].startswith("-") \
+            and not after[0].isdigit() else None
     text = (ACR_YAML.replace("{{start: 0.5, duration: 2.0}}", "{{start: 0.2, duration: 1.0}}")
             .replace("trials_per_participant: 2", "trials_per_participant: 6"))
     with app.app_context():

@@ -133,9 +133,11 @@ def trial_stimuli(trial_id: int) -> list[Any]:
 def media_row(token: str) -> Any | None:
     """(path, content_hash, owner token) of the stimulus behind a media token, or None.
 
-    Read on a pooled connection of its own, outside the ORM session: the audio request
-    reads this one row and writes nothing, and setting up the session's transaction
-    (and closing it at the end of the request) cost more than the query itself.
+    Read on a pooled connection of its own, outside the ORM session and without a
+    transaction: the audio request reads this one row and writes nothing. Setting up
+    the session's transaction (and closing it at the end of the request) cost more
+    than the query itself, and on PostgreSQL the BEGIN and ROLLBACK were two of the
+    request's four statements.
     """
-    with db.engine.connect() as conn:
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         return conn.execute(_MEDIA, {"token": token}).first()
