@@ -133,11 +133,16 @@ def trial_stimuli(trial_id: int) -> list[Any]:
 def media_row(token: str) -> Any | None:
     """(path, content_hash, owner token) of the stimulus behind a media token, or None.
 
-    Read on a pooled connection of its own, outside the ORM session and without a
-    transaction: the audio request reads this one row and writes nothing. Setting up
-    the session's transaction (and closing it at the end of the request) cost more
-    than the query itself, and on PostgreSQL the BEGIN and ROLLBACK were two of the
-    request's four statements.
+    Read on a pooled connection of its own, outside the ORM session: the audio request
+    reads this one row and writes nothing, and setting up the session's transaction
+    (and closing it at the end of the request) cost more than the query itself. On
+    PostgreSQL the read runs without a transaction: BEGIN and ROLLBACK were two of the
+    request's four statements. (SQLite's driver opens no transaction for a read, and
+    switching its connection to autocommit and back costs a statement.)
     """
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    engine = db.engine
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    with conn:
         return conn.execute(_MEDIA, {"token": token}).first()
