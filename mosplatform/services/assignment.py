@@ -33,6 +33,7 @@ from ..models import (
     Trial,
     TrialStimulus,
 )
+from . import lookup
 from .testinfo import ItemRef, StimulusRef, test_info
 
 RATED_ROLES = {r.value for r in ConditionRole} - {ConditionRole.reference.value}
@@ -169,7 +170,7 @@ def _add_votes(test_id: int, deltas: Counter[tuple[int, int]],
     changes = [{"i": i, "s": s, "n": n} for (i, s), n in deltas.items() if n and (i, s) in kept]
     new = [{"item_id": i, "stimulus_id": s, "test_id": test_id, "votes": n}
            for (i, s), n in deltas.items() if n and (i, s) not in kept]
-    conn = db.session.connection()
+    conn = lookup.connection()
     if changes:
         conn.execute(_ADD_VOTES, changes)
     if new:
@@ -318,7 +319,7 @@ def assign_trials(test: Test, participant: Participant) -> list[int]:
 
     # Plain inserts on the session's connection (no ORM objects: an arrival writes a
     # few dozen rows); the trials' ids come back in the order of the rows.
-    conn = db.session.connection()
+    conn = lookup.connection()
     trial_ids = list(conn.execute(_INSERT_TRIALS, [
         {"participant_id": participant.id, "item_id": item.id, "position": pos, "kind": kind_,
          "seed": int(rng.integers(0, 2**31 - 1)), "flipped": flipped}
