@@ -32,16 +32,16 @@ COMPRESSIBLE = ("text/html", "application/json", "text/css", "application/javasc
 
 
 # NUL and other control characters never belong in a URL; PostgreSQL cannot even store NUL.
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _has_control_chars() -> bool:
-    if _CONTROL_CHARS.search(request.path):
+    if CONTROL_CHARS.search(request.path):
         return True
-    if any(_CONTROL_CHARS.search(k) or _CONTROL_CHARS.search(v)
+    if any(CONTROL_CHARS.search(k) or CONTROL_CHARS.search(v)
            for k, v in request.args.items(multi=True)):
         return True
-    return bool(_CONTROL_CHARS.search(request.headers.get("User-Agent", "")))
+    return bool(CONTROL_CHARS.search(request.headers.get("User-Agent", "")))
 
 
 def _wants_json() -> bool:

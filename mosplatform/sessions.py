@@ -44,28 +44,36 @@ class RememberingSessionInterface(SecureCookieSessionInterface):
                 self._decoded.clear()  # decoded under other keys
         return cached[1]
 
-    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+    def decode(self, app: Flask, value: str) -> dict[str, Any] | None:
+        """What the session cookie ``value`` holds, or None if it is forged, expired or
+        cannot be checked (no secret key). The dict is shared: do not change it."""
         s = self.get_signing_serializer(app)
         if s is None:
             return None
-        val = request.cookies.get(self.get_cookie_name(app))
-        if not val:
-            return self.session_class()
         max_age = app.permanent_session_lifetime.total_seconds()
         with self._lock:
-            hit = self._decoded.get(val)
+            hit = self._decoded.get(value)
             if hit is not None:
-                self._decoded.move_to_end(val)
+                self._decoded.move_to_end(value)
         if hit is None:
             try:
-                data, signed = s.loads(val, max_age=int(max_age), return_timestamp=True)
+                data, signed = s.loads(value, max_age=int(max_age), return_timestamp=True)
             except BadSignature:
-                return self.session_class()
+                return None
             hit = (data, signed.timestamp())
             with self._lock:
-                self._decoded[val] = hit
+                self._decoded[value] = hit
                 while len(self._decoded) > self.max_remembered:
                     self._decoded.popitem(last=False)
         elif time.time() - hit[1] > max_age:
-            return self.session_class()  # expired since it was first seen
-        return self.session_class(copy.deepcopy(hit[0]))
+            return None  # expired since it was first seen
+        return hit[0]
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if self.get_signing_serializer(app) is None:
+            return None
+        val = request.cookies.get(self.get_cookie_name(app))
+        data = self.decode(app, val) if val else None
+        if data is None:
+            return self.session_class()
+        return self.session_class(copy.deepcopy(data))

@@ -26,6 +26,7 @@ from . import bp
 CACHE_SECONDS = 7 * 24 * 3600
 # Per participant and token, so private; never revalidated within the week.
 CACHE_CONTROL = f"private, max-age={CACHE_SECONDS}"
+MAX_TOKEN = 64
 
 
 def _owned(participant_token: str) -> bool:
@@ -35,12 +36,18 @@ def _owned(participant_token: str) -> bool:
     return participant_token in current_tokens()
 
 
-def _etag(token: str, content_hash: str) -> str:
+def etag_of(token: str, content_hash: str) -> str:
+    """The ETag (unquoted) of the audio behind ``token``: per token, never per condition."""
     return hashlib.sha256(f"{token}:{content_hash}".encode()).hexdigest()[:32]
 
 
+def mimetype_of(path: str) -> str:
+    """The media type of a stored stimulus file."""
+    return "audio/flac" if path.endswith(".flac") else "audio/wav"
+
+
 @lru_cache(maxsize=8192)
-def _stored_file(root: str, relpath: str, content_hash: str) -> tuple[str, int] | None:
+def stored_file(root: str, relpath: str, content_hash: str) -> tuple[str, int] | None:
     """Absolute path and size of a stored stimulus, or None if it is missing or would
     lie outside the media folder.
 
@@ -56,21 +63,21 @@ def _stored_file(root: str, relpath: str, content_hash: str) -> tuple[str, int] 
 
 @bp.get("/<token>")
 def stimulus(token: str) -> Response:
-    if len(token) > 64:
+    if len(token) > MAX_TOKEN:
         abort(404)
     # One query: the stimulus and the token of the participant the audio was issued to.
     row = media_row(token)
     if row is None or not _owned(row.token):
         abort(404, description="no such audio")
-    found = _stored_file(current_app.config["MEDIA_ROOT"], row.path, row.content_hash)
+    found = stored_file(current_app.config["MEDIA_ROOT"], row.path, row.content_hash)
     if found is None:
         abort(404, description="no such audio")
     path, size = found
-    mimetype = "audio/flac" if path.endswith(".flac") else "audio/wav"
-    etag = _etag(token, row.content_hash)
+    mimetype = mimetype_of(path)
+    etag = etag_of(token, row.content_hash)
     accel = bool(current_app.config.get("USE_X_ACCEL_REDIRECT"))
     if accel:
-        if request.if_none_match.contains(etag):
+        if request.if_none_match.contains_weak(etag):
             resp = Response(status=304)
         else:
             resp = Response(mimetype=mimetype)
@@ -79,7 +86,7 @@ def stimulus(token: str) -> Response:
         try:
             body = open(path, "rb")  # noqa: SIM115 - closed by the response
         except OSError:
-            _stored_file.cache_clear()
+            stored_file.cache_clear()
             abort(404, description="no such audio")
         resp = Response(wrap_file(request.environ, body), mimetype=mimetype,
                         direct_passthrough=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from ..extensions import db
 from ..models import Participant, Stimulus, Test, Trial, TrialStimulus
@@ -130,7 +130,7 @@ def trial_stimuli(trial_id: int) -> list[Any]:
     return stimuli_of_trials([trial_id])[trial_id]
 
 
-def media_row(token: str) -> Any | None:
+def media_row(token: str, engine: Engine | None = None) -> Any | None:
     """(path, content_hash, owner token) of the stimulus behind a media token, or None.
 
     Read on a pooled connection of its own, outside the ORM session: the audio request
@@ -138,9 +138,10 @@ def media_row(token: str) -> Any | None:
     (and closing it at the end of the request) cost more than the query itself. On
     PostgreSQL the read runs without a transaction: BEGIN and ROLLBACK were two of the
     request's four statements. (SQLite's driver opens no transaction for a read, and
-    switching its connection to autocommit and back costs a statement.)
+    switching its connection to autocommit and back costs a statement.) ``engine``
+    defaults to the application's (which needs an application context).
     """
-    engine = db.engine
+    engine = engine if engine is not None else db.engine
     conn = engine.connect()
     if engine.dialect.name == "postgresql":
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -113,3 +113,51 @@ def test_x_accel_redirect_hands_off_after_the_token_check(db_url, tmp_path, audi
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+def _served(client, url: str, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+    resp = client.get(url, headers=headers)
+    return (resp.status_code, resp.get_data(),
+            sorted((k, v) for k, v in resp.headers.items() if k != "Date"))
+
+
+def test_fast_path_answers_as_the_flask_view_and_leaves_the_rest_to_it(app, acr_test, walk,
+                                                                       monkeypatch):
+    """FastMedia's responses equal the Flask view's; what it does not serve reaches the view."""
+    a = walk(acr_test)
+    b = walk(acr_test)
+    ts = _stimuli(a.token)[0]
+    url = f"/media/{ts.token}"
+    calls = []
+    view = app.view_functions["media.stimulus"]
+    monkeypatch.setitem(app.view_functions, "media.stimulus",
+                        lambda **kw: calls.append(kw) or view(**kw))
+    etag = a.client.get(url).headers["ETag"]
+    assert calls == []  # served by the fast path
+    for accel in (False, True):
+        app.config["USE_X_ACCEL_REDIRECT"] = accel
+        for headers in ({}, {"If-None-Match": etag}, {"If-None-Match": "W/" + etag},
+                        {"If-None-Match": f'"other", {etag}'}, {"If-None-Match": '"other"'},
+                        {"Accept-Encoding": "gzip"}):
+            app.config["FAST_MEDIA"] = True
+            fast = _served(a.client, url, headers)
+            assert calls == [], headers
+            app.config["FAST_MEDIA"] = False
+            flask = _served(a.client, url, headers)
+            assert len(calls) == 1, headers
+            calls.clear()
+            assert fast == flask, (accel, headers)
+    app.config.update(USE_X_ACCEL_REDIRECT=False, FAST_MEDIA=True)
+    # Left to the view: partial and other conditional requests, HEAD, queries, and
+    # every refusal (another browser, no session, unknown token), which keep its errors.
+    for client, path, headers in (
+            (a.client, url, {"Range": "bytes=0-9"}), (a.client, url, {"If-Range": etag}),
+            (a.client, url, {"If-Match": etag}), (a.client, url + "?x=1", {}),
+            (b.client, url, {}), (app.test_client(), url, {}),
+            (a.client, "/media/" + "Z" * 20, {})):
+        client.get(path, headers=headers)
+        assert len(calls) == 1, (path, headers)
+        calls.clear()
+    a.client.head(url)
+    assert len(calls) == 1
+    assert b.client.get(url).status_code == 404
