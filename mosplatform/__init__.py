@@ -119,9 +119,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(media_bp, url_prefix="/media")
     app.register_blueprint(admin_bp, url_prefix="/admin")
 
-    from .media.fast import FastMedia
+    from .fastpath import FastPaths
 
-    app.wsgi_app = FastMedia(app, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = FastPaths(app, app.wsgi_app)  # type: ignore[method-assign]
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -49,8 +49,8 @@ class DefaultConfig:
     SERVE_THREADS = 4
     USE_X_ACCEL_REDIRECT = False
     X_ACCEL_PREFIX = "/_protected_media/"
-    # Plain audio requests answered before Flask's request machinery (media/fast.py).
-    FAST_MEDIA = True
+    # Plain audio requests and answers served before Flask's machinery (fastpath.py).
+    FAST_PATHS = True
     LOGIN_RATE_LIMIT = 10  # failed attempts per username+address per 5 minutes
     # Where relative audio paths in uploaded or pasted definitions start (default: cwd).
     IMPORT_ROOT: str | None = None

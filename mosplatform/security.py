@@ -44,6 +44,21 @@ def _has_control_chars() -> bool:
     return bool(CONTROL_CHARS.search(request.headers.get("User-Agent", "")))
 
 
+def default_headers(path: str) -> tuple[tuple[str, str], ...]:
+    """The headers every response to ``path`` carries unless it sets its own."""
+    if path.startswith(("/p/", "/api/", "/admin")):
+        return SECURITY_HEADERS + (("Cache-Control", "no-store"),)
+    return SECURITY_HEADERS
+
+
+def gzipped(data: bytes, accept_encoding: str) -> bytes | None:
+    """``data`` gzipped for a client that accepts it, or None where it stays as it is
+    (the client does not accept gzip, or the body is too small to gain)."""
+    if "gzip" not in accept_encoding or len(data) < 600:
+        return None
+    return gzip.compress(data, compresslevel=5)
+
+
 def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
@@ -62,10 +77,8 @@ def init_app(app: Flask) -> None:
         # runs on every request, and each missed lookup in werkzeug's Headers raises
         # and catches a KeyError.
         present = {name.lower() for name in resp.headers.keys()}
-        defaults = SECURITY_HEADERS
-        if request.path.startswith(("/p/", "/api/", "/admin")):
-            defaults = SECURITY_HEADERS + (("Cache-Control", "no-store"),)
-        resp.headers.extend([(k, v) for k, v in defaults if k.lower() not in present])
+        resp.headers.extend([(k, v) for k, v in default_headers(request.path)
+                             if k.lower() not in present])
         return _maybe_compress(resp)
 
     @app.errorhandler(HTTPException)
@@ -96,10 +109,10 @@ def _maybe_compress(resp: Response) -> Response:
         or not (resp.mimetype or "").startswith(COMPRESSIBLE)
     ):
         return resp
-    data = resp.get_data()
-    if len(data) < 600:
+    data = gzipped(resp.get_data(), "gzip")
+    if data is None:
         return resp
-    resp.set_data(gzip.compress(data, compresslevel=5))
+    resp.set_data(data)
     resp.headers["Content-Encoding"] = "gzip"
     resp.headers["Content-Length"] = str(len(resp.get_data()))
     resp.vary.add("Accept-Encoding")

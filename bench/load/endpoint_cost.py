@@ -92,7 +92,8 @@ def walk(app, public_id: str, i: int, timed: Timer) -> None:  # type: ignore[no-
                                 for q in cfg["questions"]], "events": events,
                     "shown": cfg["shown"]}
             r = timed("ratings", c.post, cfg["submit_url"], json=body,
-                      headers={"Idempotency-Key": f"k{i}-{cfg['position']}"})
+                      headers={"Idempotency-Key": f"k{i}-{cfg['position']}",
+                               "X-CSRFToken": cfg["csrf_token"]})
             assert r.status_code == 200, r.get_data(as_text=True)
             # The answer brings the next trial (shown in place) or names the next page.
             cfg = r.get_json().get("next_config")

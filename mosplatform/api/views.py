@@ -15,13 +15,15 @@ place.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import abort, current_app, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import ValidationError
 
 from ..extensions import csrf, db
-from ..participant.views import current_tokens, load_ref, trial_page_config
+from ..participant.views import UrlBuilder, current_tokens, load_ref, trial_page_config
 from ..services import journey
 from ..services.journey import shown_time
 from ..services.lookup import ParticipantRef
@@ -84,34 +86,75 @@ def submit_trial_view(token: str, number: int):  # type: ignore[no-untyped-def]
     body = _json_body()
     _check_csrf(body)
     participant = _participant(token)
-    if not 1 <= number <= MAX_TRIAL_NUMBER:
-        return jsonify(error="no such trial"), 404
     try:
-        secret = current_app.config["SECRET_KEY"]
-        outcome = submit_trial(
-            participant, number - 1, body, request.headers.get("Idempotency-Key"),
-            shown=lambda trial_id: shown_time(body.get("shown"), trial_id, secret))
+        out, status = answer_trial(participant, number, body,
+                                   request.headers.get("Idempotency-Key"),
+                                   secret=current_app.config["SECRET_KEY"], url=url_for)
     except RatingError as exc:
         db.session.rollback()
         return jsonify(error=exc.message), exc.status
+    return jsonify(out), status
+
+
+def answer_trial(participant: ParticipantRef, number: int, body: Any,
+                 idempotency_key: str | None, *, secret: str, url: UrlBuilder,
+                 csrf_token: str | None = None) -> tuple[dict[str, Any], int]:
+    """Store the answer to trial ``number`` (1-based) and build the JSON answer.
+
+    Shared by the Flask view and :mod:`mosplatform.api.fast`.
+
+    Parameters
+    ----------
+    participant : ParticipantRef
+        The participant, whose browser session was checked.
+    number : int
+        The trial number in the path.
+    body : Any
+        The decoded JSON body.
+    idempotency_key : str, optional
+        The ``Idempotency-Key`` header.
+    secret : str
+        The application's secret key (for the page's "shown" stamp).
+    url : callable
+        ``url(endpoint, **values)``, as :func:`flask.url_for`.
+    csrf_token : str, optional
+        The CSRF token for the next trial's page (default: Flask-WTF's).
+
+    Returns
+    -------
+    (dict, int)
+        The JSON body and the HTTP status.
+
+    Raises
+    ------
+    RatingError
+        A refused answer; nothing was stored.
+    """
+    if not 1 <= number <= MAX_TRIAL_NUMBER:
+        raise RatingError("no such trial", 404)
+    token = participant.token
+    outcome = submit_trial(
+        participant, number - 1, body, idempotency_key,
+        shown=lambda trial_id: shown_time(body.get("shown"), trial_id, secret))
     out = dict(outcome.body)
     following = out.get("next_trial")
     if not isinstance(following, int):
         # After the last trial the journey moves on now (questionnaire or done page),
         # and the answer names that page.
         stage = journey.leave_trials(participant) if outcome.status == 200 else ""
-        out["next_url"] = (url_for(f"participant.{stage}", token=token)
+        out["next_url"] = (url(f"participant.{stage}", token=token)
                            if stage in ("questionnaire", "done")
-                           else url_for("participant.resume", token=token))
-        return jsonify(out), outcome.status
-    out["next_url"] = url_for("participant.trial", token=token, number=following)
+                           else url("participant.resume", token=token))
+        return out, outcome.status
+    out["next_url"] = url("participant.trial", token=token, number=following)
     if outcome.status == 200:
         # The next trial's page configuration rides along: the page shows it in place,
         # without loading next_url (which stays the address of that trial).
         page = outcome.next_page or journey.page_after_answer(outcome.trials, number - 1)
         if page is not None and page.trial.position == following - 1:
-            out["next_config"] = trial_page_config(participant, page, with_strings=False)
-    return jsonify(out), outcome.status
+            out["next_config"] = trial_page_config(participant, page, with_strings=False,
+                                                   url=url, csrf_token=csrf_token)
+    return out, outcome.status
 
 
 @bp.post("/p/<token>/events")

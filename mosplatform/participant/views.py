@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import (
@@ -26,6 +27,9 @@ from ..services.assignment import Arrival, AssignmentError, admit_participant, f
 from ..services.lookup import ParticipantRef, participant_ref
 from ..services.testinfo import test_info, text_in
 from . import bp
+
+# url(endpoint, **values) -> path, as flask.url_for
+UrlBuilder = Callable[..., str]
 
 EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "workerId", "participant", "pid", "external_id")
 
@@ -214,7 +218,8 @@ def trial(token: str, number: int):  # type: ignore[no-untyped-def]
 
 
 def trial_page_config(participant: ParticipantRef, page: journey.TrialPage,
-                      with_strings: bool = True) -> dict[str, Any]:
+                      with_strings: bool = True, *, url: UrlBuilder = url_for,
+                      csrf_token: str | None = None) -> dict[str, Any]:
     """The configuration of a trial page, as embedded in it or sent with the answer to
     the trial before it (then without the UI strings, which the page has already).
 
@@ -226,6 +231,10 @@ def trial_page_config(participant: ParticipantRef, page: journey.TrialPage,
         The trial to show.
     with_strings : bool
         Include the UI strings of the participant's language.
+    url : callable
+        ``url(endpoint, **values)`` (default :func:`flask.url_for`).
+    csrf_token : str, optional
+        The page's CSRF token (default: Flask-WTF's for this request).
 
     Returns
     -------
@@ -235,12 +244,12 @@ def trial_page_config(participant: ParticipantRef, page: journey.TrialPage,
     token = participant.token
     config = journey.trial_config(
         participant, page,
-        media_url=lambda t: url_for("media.stimulus", token=t),
-        submit_url=url_for("api.submit_trial", token=token, number=page.trial.position + 1),
-        events_url=url_for("api.events", token=token),
-        csrf_token=generate_csrf(),
+        media_url=lambda t: url("media.stimulus", token=t),
+        submit_url=url("api.submit_trial", token=token, number=page.trial.position + 1),
+        events_url=url("api.events", token=token),
+        csrf_token=csrf_token or generate_csrf(),
         strings=i18n.strings(participant.language) if with_strings else None)
-    config["next_url"] = url_for("participant.resume", token=token)
+    config["next_url"] = url("participant.resume", token=token)
     config["trial"] = page.trial.position
     config["progress"] = journey.progress(participant, page.trials, page.answered)
     # Read-only page: when it was shown travels with the answer (see journey.shown_stamp).

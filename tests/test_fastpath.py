@@ -1,0 +1,167 @@
+"""The fast paths (mosplatform/fastpath.py): the audio and answer requests they serve
+get the Flask views' responses, and everything else reaches those views unchanged."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+import pytest
+
+from mosplatform.extensions import db
+from mosplatform.models import Participant, TrialStimulus
+from tests.security.conftest import (  # noqa: F401 - fixtures
+    acr_test,
+    audio_dirs,
+    csrf_app,
+    snapshot,
+    walk,
+    walk_to_trial,
+)
+
+
+@pytest.fixture
+def views(app, monkeypatch):  # type: ignore[no-untyped-def]
+    """Calls that reached the Flask views of audio and answers, by endpoint."""
+    calls: dict[str, int] = {"media.stimulus": 0, "api.submit_trial": 0}
+    for endpoint in calls:
+        view = app.view_functions[endpoint]
+
+        def counted(*args: Any, _view=view, _endpoint=endpoint, **kw: Any):  # type: ignore[no-untyped-def]
+            calls[_endpoint] += 1
+            return _view(*args, **kw)
+
+        monkeypatch.setitem(app.view_functions, endpoint, counted)
+    return calls
+
+
+def _stimuli(token: str) -> list[TrialStimulus]:
+    p = db.session.query(Participant).filter_by(token=token).one()
+    return [ts for t in p.trials for ts in t.stimuli]
+
+
+def _served(client, url: str, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+    resp = client.get(url, headers=headers)
+    return (resp.status_code, resp.get_data(),
+            sorted((k, v) for k, v in resp.headers.items() if k != "Date"))
+
+
+def test_audio_answers_as_the_flask_view_and_leaves_the_rest_to_it(app, acr_test, walk, views):
+    a = walk(acr_test)
+    b = walk(acr_test)
+    url = f"/media/{_stimuli(a.token)[0].token}"
+    etag = a.client.get(url).headers["ETag"]
+    assert views["media.stimulus"] == 0  # served by the fast path
+    for accel in (False, True):
+        app.config["USE_X_ACCEL_REDIRECT"] = accel
+        for headers in ({}, {"If-None-Match": etag}, {"If-None-Match": "W/" + etag},
+                        {"If-None-Match": f'"other", {etag}'}, {"If-None-Match": '"other"'},
+                        {"Accept-Encoding": "gzip"}):
+            app.config["FAST_PATHS"] = True
+            fast = _served(a.client, url, headers)
+            assert views["media.stimulus"] == 0, headers
+            app.config["FAST_PATHS"] = False
+            flask = _served(a.client, url, headers)
+            assert views["media.stimulus"] == 1, headers
+            views["media.stimulus"] = 0
+            assert fast == flask, (accel, headers)
+    app.config.update(USE_X_ACCEL_REDIRECT=False, FAST_PATHS=True)
+    # Left to the view: partial and other conditional requests, HEAD, queries, and
+    # every refusal (another browser, no session, unknown token), which keep its errors.
+    for client, path, headers in (
+            (a.client, url, {"Range": "bytes=0-9"}), (a.client, url, {"If-Range": etag}),
+            (a.client, url, {"If-Match": etag}), (a.client, url + "?x=1", {}),
+            (b.client, url, {}), (app.test_client(), url, {}),
+            (a.client, "/media/" + "Z" * 20, {})):
+        client.get(path, headers=headers)
+        assert views["media.stimulus"] == 1, (path, headers)
+        views["media.stimulus"] = 0
+    a.client.head(url)
+    assert views["media.stimulus"] == 1
+    # Control characters: Flask's hook refuses the request before any view.
+    assert a.client.get(url, headers={"User-Agent": "a\x01b"}).status_code == 400
+    assert b.client.get(url).status_code == 404
+
+
+def _shape(value: Any) -> Any:
+    """The keys and types of a JSON value, without the values."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value[:1]]
+    return type(value).__name__
+
+
+@pytest.mark.parametrize("accept_encoding", ["gzip", ""])
+def test_answers_as_the_flask_view(app, acr_test, walk, views, accept_encoding):
+    """Two participants answer every trial, one through the fast path and one through
+    Flask: same statuses, headers and JSON shapes, the same next pages."""
+    a, b = walk(acr_test), walk(acr_test)
+    answers = {}
+    for fast, walker in ((True, a), (False, b)):
+        app.config["FAST_PATHS"] = fast
+        got = []
+        while walker.config:
+            resp = walker.post_json(walker.config["submit_url"], walker.valid_ratings(),
+                                    key=f"k{walker.config['position']}",
+                                    headers={"Accept-Encoding": accept_encoding})
+            raw = resp.get_data()
+            if resp.headers.get("Content-Encoding") == "gzip":
+                raw = gzip.decompress(raw)
+            body = json.loads(raw)
+            headers = sorted((k, v) for k, v in resp.headers.items()
+                             if k not in ("Content-Length", "Date"))
+            got.append((resp.status_code, headers, _shape(body),
+                        body["next_url"].replace(walker.token, "TOKEN")))
+            walker.config = body.get("next_config") or {}
+        answers[fast] = got
+        assert views["api.submit_trial"] == (0 if fast else len(got))
+    assert answers[True] == answers[False]
+    assert answers[True][-1][3] == "/p/TOKEN/done"
+    assert any(h == ("Content-Encoding", "gzip") for h in answers[True][0][1]) \
+        == (accept_encoding == "gzip")
+
+
+def test_refused_answers_reach_the_flask_view_with_their_body(app, acr_test, walk, views):
+    a, b = walk(acr_test), walk(acr_test)
+    url = a.config["submit_url"]
+    before = snapshot()
+    for walker, body, kw, status in (
+            (a, {"ratings": [{"stimulus": 0, "question": "x", "score": 1}]}, {}, 422),
+            (a, a.valid_ratings(), {"csrf": "forged"}, 200),  # CSRF off here: Flask takes it
+            (b, a.valid_ratings(), {}, 403),
+            (a, [1, 2], {}, 422)):
+        resp = walker.post_json(url, body, **kw)
+        assert views["api.submit_trial"] == 1, body
+        views["api.submit_trial"] = 0
+        assert resp.status_code == status, (body, resp.get_json())
+        if status == 200:
+            break
+        assert "error" in resp.get_json()
+        assert snapshot() == before
+    # Not JSON: Flask refuses it as before.
+    resp = a.client.post(url, data="x", content_type="text/plain",
+                         headers={"X-CSRFToken": a.csrf})
+    assert resp.status_code == 415 and views["api.submit_trial"] == 1
+
+
+def test_csrf_is_checked_on_the_fast_path_too(csrf_app):
+    from tests.security.test_payloads import _assert_refused
+
+    app, public_id = csrf_app
+    a = walk_to_trial(app, public_id, "fast-csrf-a")
+    b = walk_to_trial(app, public_id, "fast-csrf-b")
+    with app.app_context():
+        before = snapshot()
+    for csrf in ("", "forged", a.csrf[:-3] + "abc", b.csrf):
+        with app.app_context():
+            _assert_refused(a.post_json(a.config["submit_url"], a.valid_ratings(), csrf=csrf),
+                            400, before, csrf)
+    resp = a.post_json(a.config["submit_url"], a.valid_ratings())
+    assert resp.status_code == 200
+    following = resp.get_json()["next_config"]
+    # The next page's token is a fresh one of the same session: it works, B's does not.
+    assert following["csrf_token"] != b.csrf
+    nxt = a.post_json(following["submit_url"], a.valid_ratings(), csrf=following["csrf_token"])
+    assert nxt.status_code == 200
