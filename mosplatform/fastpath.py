@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -40,6 +41,7 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 # (status code, headers, body) of a response the fast path gives.
 Reply = tuple[int, list[tuple[str, str]], Iterable[bytes]]
 
+MAX_REMEMBERED = 20_000
 _MEDIA = "/media/"
 _ANSWER = re.compile(r"/api/p/([^/]{1,200})/trial/([0-9]{1,9})/ratings\Z")
 
@@ -66,6 +68,8 @@ class FastPaths:
         self._engine: Any = None
         # URL builders per (SCRIPT_NAME, scheme), for the answer's links.
         self.url_adapters: dict[tuple[str, str], Any] = {}
+        self._checked: dict[tuple[str, Any], None] = {}
+        self._lock = threading.Lock()
 
     @property
     def engine(self) -> Any:
@@ -125,6 +129,18 @@ class FastPaths:
                 environ["wsgi.input"] = io.BytesIO(body)
             return reply
         return None
+
+    def remembered(self, kind: str, key: Any) -> bool:
+        """Whether a check of ``kind`` passed for ``key`` before (see :meth:`remember`)."""
+        return (kind, key) in self._checked
+
+    def remember(self, kind: str, key: Any) -> None:
+        """Remember that a check that cannot change its verdict passed for ``key``
+        (at most :data:`MAX_REMEMBERED` keys; the oldest are forgotten first)."""
+        with self._lock:
+            self._checked[(kind, key)] = None
+            while len(self._checked) > MAX_REMEMBERED:
+                del self._checked[next(iter(self._checked))]
 
     def session_data(self, environ: dict[str, Any]) -> dict[str, Any] | None:
         """What the browser's session cookie holds (shared: do not change it), or None

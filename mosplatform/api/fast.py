@@ -66,7 +66,7 @@ def serve_answer(fast: FastPaths, environ: dict[str, Any], token: str, number: i
         return None
     if not isinstance(body, dict):
         return None
-    csrf_token = _fresh_csrf_token(app.config, session,
+    csrf_token = _fresh_csrf_token(fast, session,
                                    environ.get("HTTP_X_CSRFTOKEN") or body.get("csrf_token"))
     if csrf_token is None:
         return None
@@ -107,23 +107,35 @@ def _is_json(environ: dict[str, Any]) -> bool:
         mimetype.startswith("application/") and mimetype.endswith("+json"))
 
 
-def _fresh_csrf_token(config: Any, session: dict[str, Any], presented: Any) -> str | None:
-    """A new signed CSRF token of this session if ``presented`` is a valid one (the
-    check and the token of Flask-WTF's ``validate_csrf`` and ``generate_csrf``), else
-    None."""
+def _fresh_csrf_token(fast: FastPaths, session: dict[str, Any], presented: Any) -> str | None:
+    """A CSRF token of this session for the next page if ``presented`` is a valid one
+    (the check of Flask-WTF's ``validate_csrf``), else None.
+
+    With a time limit the next page gets a new token (as Flask-WTF's
+    ``generate_csrf``). Without one (the default), a valid token stays valid: the
+    next page gets the same one, and the check is remembered per process.
+    """
+    config = fast.app.config
     field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     secret = config.get("WTF_CSRF_SECRET_KEY", config.get("SECRET_KEY"))
+    limit = config.get("WTF_CSRF_TIME_LIMIT", 3600)
     raw = session.get(field)
     if not presented or not isinstance(presented, str) or not isinstance(raw, str) \
             or not secret:
         return None
+    key = (presented, raw, secret)
+    if limit is None and fast.remembered("csrf", key):
+        return presented
     signer = URLSafeTimedSerializer(secret, salt=_CSRF_SALT)
     try:
-        signed = signer.loads(presented, max_age=config.get("WTF_CSRF_TIME_LIMIT", 3600))
+        signed = signer.loads(presented, max_age=limit)
     except BadData:
         return None
     if not isinstance(signed, str) or not hmac.compare_digest(raw, signed):
         return None
+    if limit is None:
+        fast.remember("csrf", key)
+        return presented
     return str(signer.dumps(raw))
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from itsdangerous import BadSignature, Signer
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
@@ -136,15 +136,32 @@ def leave_trials(participant: Participant | lookup.ParticipantRef,
     if current != "trials":
         return current
     to = next_stage(participant.test, "trials")
-    values: dict[str, Any] = {"stage": to}
+    params: dict[str, Any] = {"participant_id": participant.id, "to": to}
+    statement, written = _LEAVE_TRIALS, ["stage"]
     if to == "done":
-        values.update(
-            finished_at=func.coalesce(_COL.finished_at, utcnow()),
-            status=case((_COL.status == ParticipantStatus.started.value,
-                         ParticipantStatus.finished.value), else_=_COL.status),
-            completion_code=func.coalesce(_COL.completion_code, _completion_code(participant)))
-    _update(participant, values, _COL.stage == "trials")
+        statement = _LEAVE_TRIALS_TO_DONE
+        written += ["finished_at", "status", "completion_code"]
+        params.update(now=utcnow(), code=_completion_code(participant),
+                      started=ParticipantStatus.started.value,
+                      finished=ParticipantStatus.finished.value)
+    lookup.connection().execute(statement, params)
+    db.session.commit()
+    if isinstance(participant, Participant):
+        db.session.expire(participant, written)
     return to
+
+
+# Prebuilt: the last answer of every participant runs one of these.
+_LEAVE_TRIALS = (
+    Participant.__table__.update()
+    .where(_COL.id == bindparam("participant_id"), _COL.stage == "trials")
+    .values(stage=bindparam("to"))
+)
+_LEAVE_TRIALS_TO_DONE = _LEAVE_TRIALS.values(
+    finished_at=func.coalesce(_COL.finished_at, bindparam("now", type_=_COL.finished_at.type)),
+    status=case((_COL.status == bindparam("started"), bindparam("finished")),
+                else_=_COL.status),
+    completion_code=func.coalesce(_COL.completion_code, bindparam("code")))
 
 
 def completion_redirect(participant: Participant | lookup.ParticipantRef) -> str | None:

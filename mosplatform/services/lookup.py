@@ -69,9 +69,22 @@ _TRIAL_COUNTS = (
     .where(Trial.participant_id == bindparam("participant_id"))
 )
 
+_STIMULUS_COLUMNS = (TrialStimulus.trial_id, TrialStimulus.position, TrialStimulus.token,
+                     TrialStimulus.stimulus_id)
+# One statement for one trial and one for two (an answer reads its trial's and the
+# next one's): fixed parameters, where an expanding IN list would be rendered anew on
+# every execution.
+_STIMULI_OF_TRIAL = (
+    select(*_STIMULUS_COLUMNS).where(TrialStimulus.trial_id == bindparam("t1"))
+    .order_by(TrialStimulus.position)
+)
+_STIMULI_OF_TWO_TRIALS = (
+    select(*_STIMULUS_COLUMNS)
+    .where(TrialStimulus.trial_id.in_([bindparam("t1"), bindparam("t2")]))
+    .order_by(TrialStimulus.trial_id, TrialStimulus.position)
+)
 _STIMULI_OF_TRIALS = (
-    select(TrialStimulus.trial_id, TrialStimulus.position, TrialStimulus.token,
-           TrialStimulus.stimulus_id)
+    select(*_STIMULUS_COLUMNS)
     .where(TrialStimulus.trial_id.in_(bindparam("trial_ids", expanding=True)))
     .order_by(TrialStimulus.trial_id, TrialStimulus.position)
 )
@@ -120,7 +133,14 @@ def stimuli_of_trials(trial_ids: list[int]) -> dict[int, list[Any]]:
     """The stimuli of several trials in page order, as rows (trial_id, position, token,
     stimulus_id) by trial id, in one query."""
     out: dict[int, list[Any]] = {tid: [] for tid in trial_ids}
-    for row in connection().execute(_STIMULI_OF_TRIALS, {"trial_ids": trial_ids}):
+    ids = list(out)
+    if len(ids) == 1:
+        rows = connection().execute(_STIMULI_OF_TRIAL, {"t1": ids[0]})
+    elif len(ids) == 2:
+        rows = connection().execute(_STIMULI_OF_TWO_TRIALS, {"t1": ids[0], "t2": ids[1]})
+    else:
+        rows = connection().execute(_STIMULI_OF_TRIALS, {"trial_ids": trial_ids})
+    for row in rows:
         out[row.trial_id].append(row)
     return out
 

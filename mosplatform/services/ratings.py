@@ -314,11 +314,11 @@ def _submit(participant: Participant | lookup.ParticipantRef, position: int, pay
                 raise _Raced()
             if values:
                 # One statement for all rows; the unique constraint refuses a second copy.
-                conn.execute(Rating.__table__.insert(), values)
+                conn.execute(_INSERT_RATINGS, values)
             if events:
-                conn.execute(Event.__table__.insert(), events)
+                conn.execute(_INSERT_EVENTS, events)
             if idempotency_key:
-                conn.execute(IdempotencyRecord.__table__.insert(), [{
+                conn.execute(_INSERT_IDEMPOTENCY, [{
                     "participant_id": participant.id, "key": idempotency_key,
                     "status_code": 200, "response": body, "created_at": now}])
             db.session.commit()
@@ -339,6 +339,10 @@ _COMPLETE = (Trial.__table__.update()
                      started_at=func.coalesce(_TRIAL.started_at,
                                               bindparam("shown", type_=_TRIAL.started_at.type))))
 
+
+_INSERT_RATINGS = Rating.__table__.insert()
+_INSERT_EVENTS = Event.__table__.insert()
+_INSERT_IDEMPOTENCY = IdempotencyRecord.__table__.insert()
 
 _sqlite_writers = threading.Lock()
 
@@ -398,7 +402,7 @@ def record_events(participant: Participant | lookup.ParticipantRef,
             Trial.participant_id == participant.id, Trial.position.in_(positions))).all())
     rows = _event_rows(participant.id, events, trial_ids)
     if rows:
-        lookup.connection().execute(Event.__table__.insert(), rows)
+        lookup.connection().execute(_INSERT_EVENTS, rows)
         db.session.commit()
     return len(rows)
 
