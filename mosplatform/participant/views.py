@@ -16,7 +16,7 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import defer, joinedload
 
 from .. import i18n
@@ -110,19 +110,23 @@ def _step(participant: Participant | ParticipantRef, stage: str):  # type: ignor
     return None
 
 
+# Prebuilt statements of every arrival.
+_TEST = select(Test).options(defer(Test.definition)).where(
+    Test.public_id == bindparam("public_id"))
+_TOKEN = select(Participant.token).where(Participant.token == bindparam("token"))
+
+
 @bp.get("/t/<public_id>")
 def arrive(public_id: str):  # type: ignore[no-untyped-def]
     # The definition is not loaded: the test's cached info has it.
-    test = db.session.execute(select(Test).options(defer(Test.definition))
-                              .where(Test.public_id == public_id)).scalar_one_or_none()
+    test = db.session.execute(_TEST, {"public_id": public_id}).scalar_one_or_none()
     if test is None:
         abort(404, description="This test does not exist.")
     known = session.get("participants", {}).get(public_id)
     if known:
-        participant = db.session.execute(
-            select(Participant).where(Participant.token == known)).scalar_one_or_none()
-        if participant is not None:
-            return redirect(url_for("participant.resume", token=participant.token))
+        token = db.session.execute(_TOKEN, {"token": known}).scalar_one_or_none()
+        if token is not None:
+            return redirect(url_for("participant.resume", token=token))
     external_id = next((request.args[k] for k in EXTERNAL_ID_PARAMS if request.args.get(k)), None)
     if external_id is not None:
         external_id = external_id[:128]

@@ -63,12 +63,17 @@ def find_participant(test: Test, external_id: str | None) -> Participant | None:
     if not external_id:
         return None
     return db.session.execute(
-        select(Participant).where(
-            Participant.test_id == test.id,
-            Participant.external_id == external_id,
-            Participant.is_preview.is_(False),
-        )
-    ).scalar_one_or_none()
+        _BY_EXTERNAL_ID, {"test_id": test.id, "external_id": external_id}).scalar_one_or_none()
+
+
+# Prebuilt statements of every arrival.
+_BY_EXTERNAL_ID = select(Participant).where(
+    Participant.test_id == bindparam("test_id"),
+    Participant.external_id == bindparam("external_id"),
+    Participant.is_preview.is_(False),
+)
+_KEPT_VOTES = select(AssignedVotes.item_id, AssignedVotes.stimulus_id, AssignedVotes.votes
+                     ).where(AssignedVotes.test_id == bindparam("test_id"))
 
 
 def _lock_test(test_id: int) -> None:
@@ -152,9 +157,7 @@ def count_assigned_votes(test: Test) -> Counter[tuple[int, int]]:
 
 def _kept_votes(test_id: int) -> Counter[tuple[int, int]]:
     """The kept votes per (item id, stimulus id) of a test: one row per cell."""
-    rows = db.session.execute(
-        select(AssignedVotes.item_id, AssignedVotes.stimulus_id, AssignedVotes.votes)
-        .where(AssignedVotes.test_id == test_id)).all()
+    rows = lookup.connection().execute(_KEPT_VOTES, {"test_id": test_id})
     return Counter({(i, s): n for i, s, n in rows})
 
 
