@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/load/request_cost.py [--seconds S] [--clients N]
 
-Starts ``mosplatform serve`` (4 workers x 2 threads, as scenario 1 of ``run.py``) on a
+Starts ``mosplatform serve`` (4 workers x 1 thread, as scenario 1 of ``run.py``) on a
 fresh SQLite test, once with the fast paths (``mosplatform/fastpath.py``) and once with
 ``FAST_PATHS`` off, so that every request goes through Flask. In each, one participant
 walks to its first trial with the harness's client, and N keep-alive connections then
@@ -131,7 +131,7 @@ def main() -> None:
         for label, fast in (("fast paths", "true"), ("Flask only", "false")):
             server_env = {**envmod.server_env(db_url, instance, media, secret),
                           "MOSPLATFORM_FAST_PATHS": fast}
-            server = envmod.AppServer(server_env, 4, 2, work / f"server-{fast}.log")
+            server = envmod.AppServer(server_env, 4, 1, work / f"server-{fast}.log")
             server.start()
             print(f"{label} (FAST_PATHS={fast}), {args.clients} connections:", flush=True)
             try:

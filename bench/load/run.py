@@ -392,9 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=10, help="trials per participant")
     parser.add_argument("--workers", type=int, default=None,
                         help="gunicorn workers per server (default 4 alone, 2 when two)")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="threads per worker (CPU-bound Python: few threads, more "
-                             "processes measured best on 2 cores)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per worker (CPU-bound Python: one thread per "
+                             "process measured best on 2 cores, see BENCHMARKS.md)")
     parser.add_argument("--pg", choices=("private", "shared"), default="private",
                         help="private: a throwaway cluster; shared: 127.0.0.1:5432")
     parser.add_argument("--no-uvloop", dest="uvloop", action="store_false",
