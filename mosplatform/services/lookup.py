@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..extensions import db
 from ..models import Participant, Stimulus, Test, Trial, TrialStimulus
+from .rawread import RawSelect
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,16 @@ _MEDIA = (
 )
 
 
+# Run on the DB-API cursor (see services/rawread.py): every participant request reads
+# some of these.
+_RAW_PARTICIPANT = RawSelect(_PARTICIPANT)
+_RAW_TRIALS = RawSelect(_TRIALS)
+_RAW_TRIAL_COUNTS = RawSelect(_TRIAL_COUNTS)
+_RAW_STIMULI_OF_TRIAL = RawSelect(_STIMULI_OF_TRIAL)
+_RAW_STIMULI_OF_TWO_TRIALS = RawSelect(_STIMULI_OF_TWO_TRIALS)
+_RAW_MEDIA = RawSelect(_MEDIA)
+
+
 def connection() -> Connection:
     """The ORM session's connection: Core statements on it share its transaction."""
     return db.session.connection()
@@ -105,7 +116,7 @@ def connection() -> Connection:
 
 def participant_ref(token: str) -> ParticipantRef | None:
     """The participant of ``token`` and its test, or None."""
-    row = connection().execute(_PARTICIPANT, {"token": token}).first()
+    row = _RAW_PARTICIPANT.first(connection(), {"token": token})
     if row is None:
         return None
     return ParticipantRef(
@@ -120,12 +131,12 @@ def participant_ref(token: str) -> ParticipantRef | None:
 def trials_of(participant_id: int) -> list[Any]:
     """Every trial of a participant in order, as rows (id, position, kind, item_id,
     flipped, started_at, completed_at)."""
-    return list(connection().execute(_TRIALS, {"participant_id": participant_id}))
+    return _RAW_TRIALS.rows(connection(), {"participant_id": participant_id})
 
 
 def trial_counts(participant_id: int) -> tuple[int, int]:
     """How many trials a participant has, and how many of them are answered."""
-    total, done = connection().execute(_TRIAL_COUNTS, {"participant_id": participant_id}).one()
+    total, done = _RAW_TRIAL_COUNTS.rows(connection(), {"participant_id": participant_id})[0]
     return int(total), int(done)
 
 
@@ -134,10 +145,11 @@ def stimuli_of_trials(trial_ids: list[int]) -> dict[int, list[Any]]:
     stimulus_id) by trial id, in one query."""
     out: dict[int, list[Any]] = {tid: [] for tid in trial_ids}
     ids = list(out)
+    rows: Any
     if len(ids) == 1:
-        rows = connection().execute(_STIMULI_OF_TRIAL, {"t1": ids[0]})
+        rows = _RAW_STIMULI_OF_TRIAL.rows(connection(), {"t1": ids[0]})
     elif len(ids) == 2:
-        rows = connection().execute(_STIMULI_OF_TWO_TRIALS, {"t1": ids[0], "t2": ids[1]})
+        rows = _RAW_STIMULI_OF_TWO_TRIALS.rows(connection(), {"t1": ids[0], "t2": ids[1]})
     else:
         rows = connection().execute(_STIMULI_OF_TRIALS, {"trial_ids": trial_ids})
     for row in rows:
@@ -166,4 +178,4 @@ def media_row(token: str, engine: Engine | None = None) -> Any | None:
     if engine.dialect.name == "postgresql":
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
     with conn:
-        return conn.execute(_MEDIA, {"token": token}).first()
+        return _RAW_MEDIA.first(conn, {"token": token})

@@ -75,8 +75,11 @@ def test_mushra_journey_with_reload_and_resume(client, tmp_path, audio_dirs):
     # ... and brings that page's configuration, for the page to show it in place.
     brought = first.get_json()["next_config"]
     assert "strings" not in brought and brought["progress"] == {"done": 3, "total": 5}
-    assert {k: v for k, v in brought.items() if k != "shown"} == \
-        {k: v for k, v in cfg2.items() if k not in ("strings", "shown")}
+    stamped = ("shown", "csrf_token")  # signed with the time they were made
+    assert {k: v for k, v in brought.items() if k not in stamped} == \
+        {k: v for k, v in cfg2.items() if k not in ("strings", *stamped)}
+    # The same session's CSRF token (the payload before the timestamp and signature).
+    assert brought["csrf_token"].split(".")[0] == cfg2["csrf_token"].split(".")[0]
     second = _answer(client, cfg2, 80)
     assert second.status_code == 200 and second.get_json()["next_config"]["position"] == 3
     # Reload in the middle: the link resumes at the first unanswered trial.

@@ -1,0 +1,56 @@
+"""RawSelect gives the rows a Core execute gives, on both backends."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import bindparam, select
+
+from mosplatform.extensions import db
+from mosplatform.models import Participant, Test, Trial
+from mosplatform.services import lookup
+from mosplatform.services.assignment import Arrival, admit_participant
+from mosplatform.services.rawread import RawSelect
+from mosplatform.services.ratings import submit_trial
+
+
+def test_rows_equal_core_rows_with_dates_booleans_and_enums(acr_test):
+    p = admit_participant(acr_test, Arrival(external_id="raw"))
+    answers = [{"stimulus": 0, "question": q.key, "score": 3} for q in acr_test.questions]
+    assert submit_trial(p, 0, {"ratings": answers}).status == 200  # a completed_at
+    statements = [
+        (lookup._PARTICIPANT, {"token": p.token}),
+        (lookup._TRIALS, {"participant_id": p.id}),
+        (lookup._TRIAL_COUNTS, {"participant_id": p.id}),
+        (lookup._STIMULI_OF_TWO_TRIALS, {"t1": p.trials[0].id, "t2": p.trials[1].id}),
+        (select(Participant.started_at, Participant.is_preview, Participant.status,
+                Test.kind, Trial.completed_at)
+         .join(Test, Test.id == Participant.test_id)
+         .join(Trial, Trial.participant_id == Participant.id)
+         .where(Participant.id == bindparam("pid"), Trial.position < bindparam("n"))
+         .order_by(Trial.position), {"pid": p.id, "n": 3}),
+    ]
+    conn = lookup.connection()
+    for statement, params in statements:
+        core = [tuple(r) for r in conn.execute(statement, params)]
+        raw = RawSelect(statement).rows(conn, params)
+        assert [tuple(r) for r in raw] == core, statement
+        assert [type(v) for r in raw for v in r] == [type(v) for r in core for v in r]
+        assert raw and raw[0]._fields == tuple(statement.selected_columns.keys())
+    assert any(r.completed_at is not None for r in RawSelect(lookup._TRIALS).rows(
+        conn, {"participant_id": p.id}))
+    assert RawSelect(lookup._PARTICIPANT).first(conn, {"token": "nobody"}) is None
+
+
+def test_reads_in_the_sessions_transaction(acr_test):
+    p = admit_participant(acr_test, Arrival())
+    db.session.execute(Participant.__table__.update().where(Participant.id == p.id)
+                       .values(stage="questionnaire"))  # not committed
+    assert lookup.participant_ref(p.token).stage == "questionnaire"
+    db.session.rollback()
+    assert lookup.participant_ref(p.token).stage == "welcome"
+
+
+def test_expanding_parameters_are_refused(app):
+    statement = select(Trial.id).where(Trial.id.in_(bindparam("ids", expanding=True)))
+    with pytest.raises(ValueError, match="expanding"):
+        RawSelect(statement).rows(lookup.connection(), {"ids": [1]})
