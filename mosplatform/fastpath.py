@@ -119,15 +119,10 @@ class FastPaths:
                 return None
             from .api.fast import serve_answer
 
-            try:
-                reply = serve_answer(self, environ, match.group(1), int(match.group(2)),
-                                     body, session)
-            except Exception:
-                reply = None
-                log.debug("fast path fell back to Flask", exc_info=True)
-            if reply is None:  # Flask reads the same body
-                environ["wsgi.input"] = io.BytesIO(body)
-            return reply
+            # Left to Flask (None, or an error), the answer's body is read again from
+            # the copy _read_body put in its place.
+            return serve_answer(self, environ, match.group(1), int(match.group(2)), body,
+                                session)
         return None
 
     def remembered(self, kind: str, key: Any) -> bool:

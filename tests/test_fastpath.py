@@ -11,14 +11,14 @@ import pytest
 
 from mosplatform.extensions import db
 from mosplatform.models import Participant, TrialStimulus
-from tests.security.conftest import (  # noqa: F401 - fixtures
-    acr_test,
-    audio_dirs,
-    csrf_app,
-    snapshot,
-    walk,
-    walk_to_trial,
-)
+from tests.security import conftest as security
+from tests.security.conftest import snapshot, walk_to_trial
+
+# The security tests' fixtures: tests made from generated audio, walked participants.
+acr_test = security.acr_test
+audio_dirs = security.audio_dirs
+csrf_app = security.csrf_app
+walk = security.walk
 
 
 @pytest.fixture

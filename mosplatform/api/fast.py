@@ -76,17 +76,15 @@ def serve_answer(fast: FastPaths, environ: dict[str, Any], token: str, number: i
         if participant is None or owned.get(participant.test.public_id) != token:
             return None
         g.lang = participant.language
+        # On a refusal or an error, leaving the application context rolls the session
+        # back (Flask-SQLAlchemy's teardown), and the view answers.
         try:
             out, status = answer_trial(participant, number, body,
                                        environ.get("HTTP_IDEMPOTENCY_KEY"),
                                        secret=app.config["SECRET_KEY"],
                                        url=_url_builder(fast, environ), csrf_token=csrf_token)
         except RatingError:
-            db.session.rollback()
             return None
-        except Exception:
-            db.session.rollback()
-            raise
     data = (app.json.dumps(out, separators=(",", ":")) + "\n").encode()
     headers = [("Content-Type", "application/json")]
     packed = gzipped(data, environ.get("HTTP_ACCEPT_ENCODING", ""))

@@ -63,13 +63,12 @@ def serve_media(fast: FastPaths, environ: dict[str, Any], token: str,
         environ["HTTP_IF_NONE_MATCH"]).contains_weak(etag)
     headers: list[tuple[str, str]] = []
     body: Iterable[bytes] = ()
-    if config.get("USE_X_ACCEL_REDIRECT"):
-        if not not_modified:
+    accel = config.get("USE_X_ACCEL_REDIRECT")
+    if not not_modified:
+        if accel:
             headers = [("Content-Type", mimetype_of(file_path)), ("Content-Length", "0"),
                        ("X-Accel-Redirect", config["X_ACCEL_PREFIX"] + row.path)]
-        headers += [("ETag", f'"{etag}"'), ("Cache-Control", CACHE_CONTROL)]
-    else:
-        if not not_modified:
+        else:
             try:
                 handle = open(file_path, "rb")  # noqa: SIM115 - closed by the server
             except OSError:
@@ -78,8 +77,9 @@ def serve_media(fast: FastPaths, environ: dict[str, Any], token: str,
             headers = [("Content-Type", mimetype_of(file_path)), ("Content-Length", str(size))]
             wrapper = environ.get("wsgi.file_wrapper")
             body = wrapper(handle) if wrapper is not None else _chunks(handle)
-        headers += [("ETag", f'"{etag}"'), ("Cache-Control", CACHE_CONTROL),
-                    ("Date", http_date()), ("Accept-Ranges", "bytes")]
+    headers += [("ETag", f'"{etag}"'), ("Cache-Control", CACHE_CONTROL)]
+    if not accel:  # werkzeug's make_conditional adds these to the file itself
+        headers += [("Date", http_date()), ("Accept-Ranges", "bytes")]
     headers += SECURITY_HEADERS
     headers.append(("Vary", "Cookie"))
     return (304 if not_modified else 200), headers, body

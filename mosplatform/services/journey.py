@@ -46,7 +46,8 @@ def advance(participant: Participant | lookup.ParticipantRef, to: str) -> str:
     values: dict[str, Any] = {"stage": to}
     if to == "instructions":
         values["consent_at"] = func.coalesce(_COL.consent_at, utcnow())
-    _update(participant, values)
+    _write(participant, Participant.__table__.update().where(_COL.id == participant.id)
+           .values(**values), {}, list(values))
     if isinstance(participant, Participant):
         set_committed_value(participant, "stage", to)  # known: no reload for it
     return to
@@ -55,15 +56,14 @@ def advance(participant: Participant | lookup.ParticipantRef, to: str) -> str:
 _COL = Participant.__table__.c
 
 
-def _update(participant: Participant | lookup.ParticipantRef, values: dict[str, Any],
-            *where: Any) -> None:
-    """Write ``values`` to the participant's row in one statement and commit; a loaded
-    ``Participant`` reads the written columns again when next used."""
-    lookup.connection().execute(Participant.__table__.update().where(
-        _COL.id == participant.id, *where).values(**values))
+def _write(participant: Participant | lookup.ParticipantRef, statement: Any,
+           params: dict[str, Any], written: list[str]) -> None:
+    """Run ``statement`` (one UPDATE of the participant's row) and commit; a loaded
+    ``Participant`` reads the ``written`` columns again when next used."""
+    lookup.connection().execute(statement, params)
     db.session.commit()
     if isinstance(participant, Participant):
-        db.session.expire(participant, list(values))
+        db.session.expire(participant, written)
 
 
 def stages_for(test: Test) -> list[str]:
@@ -144,10 +144,7 @@ def leave_trials(participant: Participant | lookup.ParticipantRef,
         params.update(now=utcnow(), code=_completion_code(participant),
                       started=ParticipantStatus.started.value,
                       finished=ParticipantStatus.finished.value)
-    lookup.connection().execute(statement, params)
-    db.session.commit()
-    if isinstance(participant, Participant):
-        db.session.expire(participant, written)
+    _write(participant, statement, params, written)
     return to
 
 

@@ -9,8 +9,8 @@ from mosplatform.extensions import db
 from mosplatform.models import Participant, Test, Trial
 from mosplatform.services import lookup
 from mosplatform.services.assignment import Arrival, admit_participant
-from mosplatform.services.rawread import RawSelect
 from mosplatform.services.ratings import submit_trial
+from mosplatform.services.rawread import RawSelect
 
 
 def test_rows_equal_core_rows_with_dates_booleans_and_enums(acr_test):
