@@ -16,6 +16,8 @@ from typing import Any
 
 from flask import Flask
 
+from . import database
+
 __version__ = "0.1.0"
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -99,6 +101,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.session_interface = RememberingSessionInterface()
 
     db.init_app(app)
+    with app.app_context():
+        database.install(db.engine, app.config)
     migrate.init_app(app, db, directory=str(resource_dir("migrations")), render_as_batch=True)
     csrf.init_app(app)
     login.init_app(app)
@@ -139,17 +143,7 @@ def _configure_database(app: Flask) -> None:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    opts = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-    if url.startswith("sqlite"):
-        # A file on this machine: no server that can drop a pooled connection, so no
-        # pre-ping round trip on every checkout.
-        opts.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
-    else:
-        opts.setdefault("pool_pre_ping", True)
-        opts.setdefault("pool_size", int(app.config.get("DB_POOL_SIZE", 10)))
-        opts.setdefault("max_overflow", int(app.config.get("DB_MAX_OVERFLOW", 10)))
-        opts.setdefault("pool_recycle", 1800)
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = database.engine_options(url, app.config)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:

@@ -51,6 +51,11 @@ class DefaultConfig:
     X_ACCEL_PREFIX = "/_protected_media/"
     # Plain audio requests and answers served before Flask's machinery (fastpath.py).
     FAST_PATHS = True
+    # PostgreSQL: how a pooled connection is checked at checkout ("socket": a poll of its
+    # socket, a ping only when it has news or sat idle DB_PING_IDLE_S; "query": a ping
+    # every time; "off"). See mosplatform/database.py.
+    DB_PRE_PING = "socket"
+    DB_PING_IDLE_S = 30.0
     LOGIN_RATE_LIMIT = 10  # failed attempts per username+address per 5 minutes
     # Where relative audio paths in uploaded or pasted definitions start (default: cwd).
     IMPORT_ROOT: str | None = None

@@ -22,7 +22,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.http import parse_options_header
 from werkzeug.routing import MapAdapter
 
-from ..extensions import db
+from ..participant import keep_loaded_rows
 from ..security import default_headers, gzipped
 from ..services.lookup import participant_ref
 from ..services.ratings import RatingError
@@ -71,7 +71,7 @@ def serve_answer(fast: FastPaths, environ: dict[str, Any], token: str, number: i
     if csrf_token is None:
         return None
     with app.app_context():
-        db.session().expire_on_commit = False  # as participant.keep_loaded_rows
+        keep_loaded_rows()
         participant = participant_ref(token)
         if participant is None or owned.get(participant.test.public_id) != token:
             return None

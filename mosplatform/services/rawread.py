@@ -12,6 +12,10 @@ with the same values, as named tuples.
 
 Only for SELECTs with plain (non-expanding) parameters. Errors are the driver's own
 (not wrapped in SQLAlchemy's ``DBAPIError``).
+
+:class:`RawWrite` does the same for an INSERT or UPDATE whose SQL and parameters a
+caller sends itself: the answer to a trial pipelines its writes on PostgreSQL
+(:mod:`mosplatform.services.ratings`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.dml import UpdateBase
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,76 @@ class _Compiled:
     row: Any  # the named-tuple class of the rows
 
 
-class RawSelect:
+class _Prebuilt:
+    """A statement compiled once per dialect, with its parameters' bind processors."""
+
+    def __init__(self, statement: Any, column_keys: tuple[str, ...] | None = None) -> None:
+        self.statement = statement
+        self.column_keys = column_keys
+        self._by_dialect: dict[tuple[str, str], _Compiled] = {}
+        self._lock = threading.Lock()
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        key = (dialect.name, dialect.driver)
+        compiled = self._by_dialect.get(key)
+        if compiled is not None:
+            return compiled
+        c = self.statement.compile(
+            dialect=dialect,
+            column_keys=list(self.column_keys) if self.column_keys is not None else None)
+        binds = {}
+        for name, bind in c.binds.items():
+            if bind.expanding:
+                raise ValueError(f"{type(self).__name__} takes no expanding parameters ({name})")
+            proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                binds[name] = proc
+        results = []
+        row = None
+        if isinstance(self.statement, Select):
+            for i, column in enumerate(self.statement.selected_columns):
+                proc = column.type.dialect_impl(dialect).result_processor(dialect, None)
+                if proc is not None:
+                    results.append((i, proc))
+            row = namedtuple("Row", list(self.statement.selected_columns.keys()))  # type: ignore[misc]
+        compiled = _Compiled(sql=c.string, names=tuple(c.positiontup) if c.positional else None,
+                             binds=binds, results=tuple(results), row=row)
+        with self._lock:
+            self._by_dialect[key] = compiled
+        return compiled
+
+    def _args(self, compiled: _Compiled, params: Mapping[str, Any]) -> Any:
+        values = dict(params)
+        for name, proc in compiled.binds.items():
+            values[name] = proc(values[name])
+        return values if compiled.names is None else tuple(values[n] for n in compiled.names)
+
+
+class RawWrite(_Prebuilt):
+    """A prebuilt INSERT or UPDATE: its SQL and DB-API parameters for a dialect.
+
+    Parameters
+    ----------
+    statement : Insert or Update
+        The Core statement; its parameters are plain ``bindparam`` objects or, for an
+        INSERT without values, the columns named by ``column_keys``.
+    column_keys : tuple of str, optional
+        The columns an INSERT sets (every row passes these keys).
+    """
+
+    def __init__(self, statement: UpdateBase, column_keys: tuple[str, ...] | None = None) -> None:
+        super().__init__(statement, column_keys)
+
+    def sql(self, dialect: Dialect) -> str:
+        """The statement's SQL for ``dialect``."""
+        return self._compile(dialect).sql
+
+    def args(self, dialect: Dialect, params: Mapping[str, Any]) -> Any:
+        """The DB-API parameters for ``params`` (bind processors applied)."""
+        return self._args(self._compile(dialect), params)
+
+
+class RawSelect(_Prebuilt):
     """A prebuilt SELECT executed without SQLAlchemy's execution machinery.
 
     Parameters
@@ -45,43 +119,12 @@ class RawSelect:
     """
 
     def __init__(self, statement: Select[Any]) -> None:
-        self.statement = statement
-        self._by_dialect: dict[tuple[str, str], _Compiled] = {}
-        self._lock = threading.Lock()
-
-    def _compile(self, dialect: Dialect) -> _Compiled:
-        key = (dialect.name, dialect.driver)
-        compiled = self._by_dialect.get(key)
-        if compiled is not None:
-            return compiled
-        c = self.statement.compile(dialect=dialect)
-        binds = {}
-        for name, bind in c.binds.items():
-            if bind.expanding:
-                raise ValueError(f"RawSelect takes no expanding parameters ({name})")
-            proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if proc is not None:
-                binds[name] = proc
-        columns = list(self.statement.selected_columns)
-        results = []
-        for i, column in enumerate(columns):
-            proc = column.type.dialect_impl(dialect).result_processor(dialect, None)
-            if proc is not None:
-                results.append((i, proc))
-        row = namedtuple("Row", list(self.statement.selected_columns.keys()))  # type: ignore[misc]
-        compiled = _Compiled(sql=c.string, names=tuple(c.positiontup) if c.positional else None,
-                             binds=binds, results=tuple(results), row=row)
-        with self._lock:
-            self._by_dialect[key] = compiled
-        return compiled
+        super().__init__(statement)
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Every row of the statement with ``params``, on ``conn``'s DB-API connection."""
         compiled = self._compile(conn.dialect)
-        values = dict(params)
-        for name, proc in compiled.binds.items():
-            values[name] = proc(values[name])
-        args: Any = values if compiled.names is None else tuple(values[n] for n in compiled.names)
+        args = self._args(compiled, params)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(compiled.sql, args)
