@@ -271,3 +271,38 @@ def test_concurrent_answers_and_twins_are_stored_exactly_once(app, acr_test):
     db.session.expire_all()
     regular = sum(1 for p in people for t in p.trials if t.kind == "regular")
     assert _count() == regular * len(acr_test.questions)
+
+
+@pytest.mark.parametrize("deferred", [False, True])
+def test_a_failed_insert_undoes_the_whole_answer(mushra_test, deferred):
+    """The answer's writes are one transaction (pipelined on PostgreSQL, and with reads
+    outside a transaction before them): when the ratings insert fails, the trial is
+    not completed and neither its events nor its idempotency record are stored."""
+    from mosplatform.database import defer_begin
+    from mosplatform.models import IdempotencyRecord, Trial
+    from mosplatform.services.lookup import participant_ref
+
+    p = admit_participant(mushra_test, Arrival())
+    qs = mushra_test.questions
+    submit_trial(p, 0, _answers(p.trials[0], qs))
+    trial = p.trials[1]
+    rated = next(ts for ts in trial.stimuli if ts.position >= 0)
+    db.session.add(Rating(participant_id=p.id, trial_id=trial.id, stimulus_id=rated.stimulus_id,
+                          question_id=qs[0].id, score=10.0, raw_score=10.0))
+    db.session.commit()
+    events_before = _event_count()
+    body = _answers(trial, qs)
+    body["events"] = [{"kind": "play", "trial": 1, "stimulus": 0, "t_ms": 1.0}]
+    trial_id, who = trial.id, p
+    if deferred:
+        token = p.token
+        db.session.remove()
+        defer_begin(db.session())
+        who = participant_ref(token)
+    with pytest.raises(RatingError) as info:
+        submit_trial(who, 1, body, idempotency_key="atomic-1")
+    assert info.value.status == 409
+    db.session.rollback()
+    assert db.session.get(Trial, trial_id).completed_at is None
+    assert _count() == 1 and _event_count() == events_before
+    assert db.session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 0
