@@ -32,12 +32,13 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test system-deps
 
 # Debian packages the tests use: Chromium for browser tests, espeak-ng for trapping clips,
-# ffmpeg as the independent BS.1770 loudness reference.
+# ffmpeg as the independent BS.1770 loudness reference, nginx for deploy/nginx.conf.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
