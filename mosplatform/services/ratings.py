@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from ..database import begin_writes
 from ..extensions import db
 from ..models import (
     Event,
@@ -36,7 +37,6 @@ from ..models import (
     Trial,
     utcnow,
 )
-from ..database import begin_writes
 from . import lookup
 from .journey import TrialPage, trial_after
 from .rawread import RawWrite
