@@ -48,16 +48,9 @@ def test_plain_reads(sql: str, read: bool) -> None:
 
 
 @pytest.fixture
-def pg_app(pg_schema_url, tmp_path):  # type: ignore[no-untyped-def]
-    from mosplatform.extensions import db
-
-    app = make_app(pg_schema_url, tmp_path)
-    ctx = app.app_context()
-    ctx.push()
-    yield app
-    db.session.remove()
-    db.engine.dispose()
-    ctx.pop()
+def db_url(pg_schema_url):  # type: ignore[no-untyped-def]
+    """The ``app`` fixture on PostgreSQL only: this module tests its connections."""
+    return pg_schema_url
 
 
 def _backend_pid(session) -> int:  # type: ignore[no-untyped-def]
@@ -91,7 +84,7 @@ def test_check_connection_finds_a_closed_connection_without_a_round_trip(
     eng.dispose()
 
 
-def test_pool_replaces_a_connection_the_server_closed(pg_app) -> None:  # type: ignore[no-untyped-def]
+def test_pool_replaces_a_connection_the_server_closed(app) -> None:  # type: ignore[no-untyped-def]
     """No error reaches the request: the checkout finds the dead connection first."""
     from mosplatform.extensions import db
 
@@ -121,7 +114,7 @@ def _status(session) -> int:  # type: ignore[no-untyped-def]
     return int(session.connection().connection.dbapi_connection.info.transaction_status)
 
 
-def test_deferred_begin_reads_outside_a_transaction(pg_app) -> None:  # type: ignore[no-untyped-def]
+def test_deferred_begin_reads_outside_a_transaction(app) -> None:  # type: ignore[no-untyped-def]
     from mosplatform.extensions import db
     from mosplatform.models import Test
     from mosplatform.services.accounts import create_admin
@@ -147,7 +140,7 @@ def test_deferred_begin_reads_outside_a_transaction(pg_app) -> None:  # type: ig
     db.session.remove()
 
 
-def test_deferred_begin_locks_rows_in_a_transaction(pg_app) -> None:  # type: ignore[no-untyped-def]
+def test_deferred_begin_locks_rows_in_a_transaction(app) -> None:  # type: ignore[no-untyped-def]
     from mosplatform.extensions import db
 
     session = db.session()
@@ -160,7 +153,7 @@ def test_deferred_begin_locks_rows_in_a_transaction(pg_app) -> None:  # type: ig
     db.session.remove()
 
 
-def test_connection_goes_back_to_the_pool_transactional(pg_app) -> None:  # type: ignore[no-untyped-def]
+def test_connection_goes_back_to_the_pool_transactional(app) -> None:  # type: ignore[no-untyped-def]
     """A deferred connection that only read is handed to the next user as the pool
     hands out every connection: not in autocommit mode."""
     from mosplatform.extensions import db
