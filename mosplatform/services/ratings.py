@@ -334,18 +334,9 @@ _INSERT_RATINGS = Rating.__table__.insert()
 _INSERT_EVENTS = Event.__table__.insert()
 _INSERT_IDEMPOTENCY = IdempotencyRecord.__table__.insert()
 
-# The same writes as prebuilt SQL for the pipeline (the keys the rows above carry).
-_RAW = {
-    _COMPLETE: RawWrite(_COMPLETE),
-    _INSERT_RATINGS: RawWrite(_INSERT_RATINGS, (
-        "participant_id", "trial_id", "stimulus_id", "question_id", "score", "raw_score",
-        "created_at", "listening_time_s", "play_count")),
-    _INSERT_EVENTS: RawWrite(_INSERT_EVENTS, (
-        "participant_id", "trial_id", "kind", "stimulus_position", "payload",
-        "client_time_ms", "created_at")),
-    _INSERT_IDEMPOTENCY: RawWrite(_INSERT_IDEMPOTENCY, (
-        "participant_id", "key", "status_code", "response", "created_at")),
-}
+# The same writes as prebuilt SQL for the pipeline.
+_RAW = {statement: RawWrite(statement)
+        for statement in (_COMPLETE, _INSERT_RATINGS, _INSERT_EVENTS, _INSERT_IDEMPOTENCY)}
 
 _sqlite_writers = threading.Lock()
 
@@ -381,16 +372,15 @@ def _store_pipelined(conn: Connection, complete: dict[str, Any],
     dialect = conn.dialect
     dbapi = conn.connection.dbapi_connection
     begin_writes(conn)  # these writes bypass SQLAlchemy: one transaction, not one each
-    raw = _RAW[_COMPLETE]
     with dbapi.cursor() as cursor, dbapi.pipeline() as pipeline:
-        cursor.execute(raw.sql(dialect), raw.args(dialect, complete))
+        sql, (args,) = _RAW[_COMPLETE].prepare(dialect, [complete])
+        cursor.execute(sql, args)
         pipeline.sync()
         if cursor.rowcount != 1:
             raise _Raced()
         for statement, rows in inserts:
             if rows:
-                raw = _RAW[statement]
-                cursor.executemany(raw.sql(dialect), [raw.args(dialect, r) for r in rows])
+                cursor.executemany(*_RAW[statement].prepare(dialect, rows))
         dbapi.commit()
     db.session.commit()  # the session's transaction ends (nothing left to send)
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Insert, Select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -43,20 +43,18 @@ class _Compiled:
 class _Prebuilt:
     """A statement compiled once per dialect, with its parameters' bind processors."""
 
-    def __init__(self, statement: Any, column_keys: tuple[str, ...] | None = None) -> None:
+    def __init__(self, statement: Any) -> None:
         self.statement = statement
-        self.column_keys = column_keys
-        self._by_dialect: dict[tuple[str, str], _Compiled] = {}
+        self._by_dialect: dict[tuple[Any, ...], _Compiled] = {}
         self._lock = threading.Lock()
 
-    def _compile(self, dialect: Dialect) -> _Compiled:
-        key = (dialect.name, dialect.driver)
+    def _compile(self, dialect: Dialect, column_keys: tuple[str, ...] | None = None) -> _Compiled:
+        key = (dialect.name, dialect.driver, column_keys)
         compiled = self._by_dialect.get(key)
         if compiled is not None:
             return compiled
         c = self.statement.compile(
-            dialect=dialect,
-            column_keys=list(self.column_keys) if self.column_keys is not None else None)
+            dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None)
         binds = {}
         for name, bind in c.binds.items():
             if bind.expanding:
@@ -91,22 +89,23 @@ class RawWrite(_Prebuilt):
     Parameters
     ----------
     statement : Insert or Update
-        The Core statement; its parameters are plain ``bindparam`` objects or, for an
-        INSERT without values, the columns named by ``column_keys``.
-    column_keys : tuple of str, optional
-        The columns an INSERT sets (every row passes these keys).
+        The Core statement. Its parameters are plain ``bindparam`` objects or, for an
+        INSERT without values, the columns that the rows given to :meth:`prepare`
+        set (compiled once per set of columns).
     """
 
-    def __init__(self, statement: UpdateBase, column_keys: tuple[str, ...] | None = None) -> None:
-        super().__init__(statement, column_keys)
+    def __init__(self, statement: UpdateBase) -> None:
+        super().__init__(statement)
 
-    def sql(self, dialect: Dialect) -> str:
-        """The statement's SQL for ``dialect``."""
-        return self._compile(dialect).sql
+    def prepare(self, dialect: Dialect,
+                rows: list[Mapping[str, Any]]) -> tuple[str, list[Any]]:
+        """The SQL for ``dialect`` and the DB-API parameters of each row.
 
-    def args(self, dialect: Dialect, params: Mapping[str, Any]) -> Any:
-        """The DB-API parameters for ``params`` (bind processors applied)."""
-        return self._args(self._compile(dialect), params)
+        Every row of an INSERT sets the same columns (those of the first row).
+        """
+        keys = tuple(rows[0]) if isinstance(self.statement, Insert) else None
+        compiled = self._compile(dialect, keys)
+        return compiled.sql, [self._args(compiled, row) for row in rows]
 
 
 class RawSelect(_Prebuilt):

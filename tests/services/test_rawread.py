@@ -54,3 +54,33 @@ def test_expanding_parameters_are_refused(app):
     statement = select(Trial.id).where(Trial.id.in_(bindparam("ids", expanding=True)))
     with pytest.raises(ValueError, match="expanding"):
         RawSelect(statement).rows(lookup.connection(), {"ids": [1]})
+
+
+def test_raw_write_inserts_what_a_core_insert_does(acr_test):
+    """RawWrite's SQL and parameters, run on the DB-API cursor, store the row a Core
+    insert stores (JSON and timestamps through SQLAlchemy's bind processors)."""
+    from mosplatform.models import Event, utcnow
+    from mosplatform.services.rawread import RawWrite
+
+    p = admit_participant(acr_test, Arrival(external_id="raw-write"))
+    now = utcnow()
+    rows = [{"participant_id": p.id, "trial_id": p.trials[0].id, "kind": "play",
+             "stimulus_position": i, "payload": {"i": i, "nested": [1, "x"]},
+             "client_time_ms": 1.5 * i, "created_at": now} for i in range(3)]
+    conn = lookup.connection()
+    raw = RawWrite(Event.__table__.insert())
+    sql, args = raw.prepare(conn.dialect, rows)
+    columns = sql[sql.index("(") + 1:sql.index(")")].replace(" ", "").split(",")
+    assert len(args) == 3 and columns == list(rows[0])  # the rows' columns, no id
+    cursor = conn.connection.dbapi_connection.cursor()
+    cursor.executemany(sql, args)
+    cursor.close()
+    conn.execute(Event.__table__.insert(), [{**r, "stimulus_position": 10 + i}
+                                            for i, r in enumerate(rows)])
+    stored = db.session.execute(select(Event.stimulus_position, Event.payload,
+                                       Event.client_time_ms, Event.kind)
+                                .order_by(Event.stimulus_position)).all()
+    assert [tuple(r[1:]) for r in stored[:3]] == [tuple(r[1:]) for r in stored[3:]]
+    assert stored[1].payload == {"i": 1, "nested": [1, "x"]}
+    # Compiled once per dialect and set of columns.
+    assert raw.prepare(conn.dialect, rows[:1])[0] == sql and len(raw._by_dialect) == 1
