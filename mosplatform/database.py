@@ -108,9 +108,10 @@ def install(engine: Engine, config: Any) -> None:
     config : mapping
         The application configuration (``DB_PRE_PING``, ``DB_PING_IDLE_S``).
     """
-    if engine.dialect.name != "postgresql" or getattr(engine, "_mosplatform_installed", False):
+    if engine.dialect.name != "postgresql" or _installed(engine):
         return
-    engine._mosplatform_installed = True  # type: ignore[attr-defined]
+    # On the pool, which the engine's option variants share.
+    engine.pool._mosplatform_installed = True  # type: ignore[attr-defined]
     if pre_ping_mode(config) == "socket":
         idle_s = float(config.get("DB_PING_IDLE_S", DEFAULT_PING_IDLE_S))
 
@@ -194,13 +195,13 @@ def defer_begin(session: Session) -> None:
     session.info[_SESSION_FLAG] = True
     if session.in_transaction():
         # Its connection (checked out now if it has none: after_begin defers that one).
-        _defer(session.connection())
+        defer_connection(session.connection())
 
 
 @event.listens_for(Session, "after_begin")
 def _after_begin(session: Session, transaction: Any, connection: Any) -> None:
     if session.info.get(_SESSION_FLAG):
-        _defer(connection)
+        defer_connection(connection)
 
 
 def begin_writes(connection: Any) -> None:
@@ -219,9 +220,19 @@ def begin_writes(connection: Any) -> None:
         _set_autocommit(fairy.dbapi_connection, False)
 
 
-def _defer(connection: Any) -> None:
-    """Switch ``connection`` (a Core Connection) to autocommit until its first write."""
-    if connection.dialect.name != "postgresql":
+def defer_connection(connection: Any) -> None:
+    """Let one connection read without a transaction until its first write.
+
+    What :func:`defer_begin` does to a session's connection, for a Core connection
+    used outside the session (the audio lookup). Only on an engine set up by
+    :func:`install`, whose pool puts the connection back in transactional mode.
+
+    Parameters
+    ----------
+    connection : sqlalchemy.engine.Connection
+        A connection with no transaction open; of other databases, left as it is.
+    """
+    if not _installed(connection.engine):
         return
     fairy = connection.connection
     dbapi = fairy.dbapi_connection
@@ -229,6 +240,10 @@ def _defer(connection: Any) -> None:
         return
     _set_autocommit(dbapi, True)
     fairy.info[_DEFERRED] = True
+
+
+def _installed(engine: Engine) -> bool:
+    return bool(getattr(engine.pool, "_mosplatform_installed", False))
 
 
 def _idle(dbapi_connection: Any) -> bool:

@@ -169,3 +169,25 @@ def test_connection_goes_back_to_the_pool_transactional(app) -> None:  # type: i
     plain.execute(text("SELECT 1"))
     assert _status(plain) == INTRANS  # an ordinary session: reads in a transaction
     db.session.remove()
+
+
+def test_defer_connection_outside_the_session(app) -> None:  # type: ignore[no-untyped-def]
+    """The audio lookup's own connection: reads with no transaction, goes back to the
+    pool transactional; an engine not set up by install() is left alone."""
+    from mosplatform.database import defer_connection
+    from mosplatform.extensions import db
+    from mosplatform.services.lookup import media_row
+
+    with db.engine.connect() as conn:
+        defer_connection(conn)
+        conn.execute(text("SELECT 1"))
+        dbapi = conn.connection.dbapi_connection
+        assert int(dbapi.info.transaction_status) == IDLE and dbapi.autocommit is True
+    assert dbapi.autocommit is False
+    assert media_row("no-such-token") is None
+    other = create_engine(PG_URL)
+    with other.connect() as conn:
+        defer_connection(conn)
+        conn.execute(text("SELECT 1"))
+        assert int(conn.connection.dbapi_connection.info.transaction_status) == INTRANS
+    other.dispose()

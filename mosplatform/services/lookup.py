@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 
+from ..database import defer_connection
 from ..extensions import db
 from ..models import Participant, Stimulus, Test, Trial, TrialStimulus
 from .rawread import RawSelect
@@ -168,14 +169,12 @@ def media_row(token: str, engine: Engine | None = None) -> Any | None:
     Read on a pooled connection of its own, outside the ORM session: the audio request
     reads this one row and writes nothing, and setting up the session's transaction
     (and closing it at the end of the request) cost more than the query itself. On
-    PostgreSQL the read runs without a transaction: BEGIN and ROLLBACK were two of the
-    request's four statements. (SQLite's driver opens no transaction for a read, and
-    switching its connection to autocommit and back costs a statement.) ``engine``
-    defaults to the application's (which needs an application context).
+    PostgreSQL the read runs without a transaction
+    (:func:`mosplatform.database.defer_connection`): BEGIN and ROLLBACK were two of
+    the request's four statements. (SQLite's driver opens no transaction for a read.)
+    ``engine`` defaults to the application's (which needs an application context).
     """
     engine = engine if engine is not None else db.engine
-    conn = engine.connect()
-    if engine.dialect.name == "postgresql":
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-    with conn:
+    with engine.connect() as conn:
+        defer_connection(conn)
         return _RAW_MEDIA.first(conn, {"token": token})
