@@ -184,8 +184,8 @@ def is_plain_read(statement: str) -> bool:
 def defer_begin(session: Session) -> None:
     """Let ``session`` read without a transaction until its first write (PostgreSQL).
 
-    Takes effect when the session next opens a transaction on a connection (at
-    once when it has none yet); on other databases it changes nothing.
+    Takes effect on the connection the session already holds, if any, and on each
+    one it takes later; on other databases it changes nothing.
 
     Parameters
     ----------
