@@ -19,12 +19,12 @@ $(VENV)/bin/python:
 # PyAudio dependency, which does not build here.
 $(VENV)/.installed: pyproject.toml setup.py | $(VENV)/bin/python
 	$(PIP) install --quiet "torch==2.13.0"
-	$(PIP) install --quiet -e ".[demo,separation,postgres,parquet]"
+	$(PIP) install --quiet -e ".[demo,separation,postgres,parquet,fast]"
 	$(PIP) install --quiet --no-deps "tinysoundfont>=0.3"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install --quiet -e ".[test,demo,separation,postgres,parquet]"
+	$(PIP) install --quiet -e ".[test,demo,separation,postgres,parquet,fast]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -71,7 +71,7 @@ lint: install-test
 	.venv-bench/bin/pip install --quiet museval==0.4.1 fast_bss_eval==0.1.4
 
 bench: install-test postgres .venv-bench/bin/python
-	$(PIP) install --quiet -e ".[test,bench,demo,separation,postgres,parquet]"
+	$(PIP) install --quiet -e ".[test,bench,demo,separation,postgres,parquet,fast]"
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 	$(PY) bench/sdr.py
 	$(PY) bench/report.py

@@ -9,12 +9,13 @@ import multiprocessing
 import os
 
 bind = f"127.0.0.1:{os.environ.get('PORT', '8001')}"
-worker_class = "gthread"
 # Threads hide database waits; processes use the cores. Each thread may hold one
 # database connection: workers x threads x app servers must stay below PostgreSQL's
 # max_connections (the app's pool: DB_POOL_SIZE + DB_MAX_OVERFLOW per worker).
 workers = int(os.environ.get("WORKERS", min(2 * multiprocessing.cpu_count() + 1, 9)))
 threads = int(os.environ.get("THREADS", 4))
+# One thread: gthread's loop serving each request itself (mosplatform/gworker.py).
+worker_class = "mosplatform.gworker.InlineWorker" if threads == 1 else "gthread"
 timeout = 60
 graceful_timeout = 30  # on HUP/TERM, in-flight requests get this long to finish
 keepalive = 75  # longer than nginx's upstream keepalive_timeout (60 s)

@@ -1,7 +1,9 @@
 """Run the app under gunicorn (production) or Flask's reloader (``--dev``).
 
-gunicorn runs ``gthread`` workers (processes x threads); every option can be set in
-the instance config or as ``MOSPLATFORM_SERVE_*`` environment variables:
+gunicorn runs ``gthread`` workers (processes x threads), or with one thread per
+process :class:`mosplatform.gworker.InlineWorker` (gthread's event loop, each request
+served on the loop's thread); every option can be set in the instance config or as
+``MOSPLATFORM_SERVE_*`` environment variables:
 
 =============================  ==========================================  =========
 key                            meaning                                     default
@@ -75,7 +77,8 @@ def gunicorn_options(host: str, port: int, workers: int | None, threads: int | N
         "bind": f"{host}:{port}",
         "workers": int(workers),
         "threads": int(threads),
-        "worker_class": "gthread",
+        "worker_class": "mosplatform.gworker.InlineWorker" if int(threads) == 1
+        else "gthread",
         "timeout": int(setting("SERVE_TIMEOUT", 60)),
         "graceful_timeout": int(setting("SERVE_GRACEFUL_TIMEOUT", 30)),
         "keepalive": int(setting("SERVE_KEEPALIVE", 5)),

@@ -24,9 +24,9 @@ from werkzeug.routing import MapAdapter
 
 from ..participant import keep_loaded_rows
 from ..security import default_headers, gzipped
-from ..services.lookup import participant_ref
+from ..services.lookup import answer_read
 from ..services.ratings import RatingError
-from .views import answer_trial
+from .views import MAX_TRIAL_NUMBER, answer_trial
 
 if TYPE_CHECKING:
     from ..fastpath import FastPaths, Reply
@@ -72,9 +72,12 @@ def serve_answer(fast: FastPaths, environ: dict[str, Any], token: str, number: i
         return None
     with app.app_context():
         keep_loaded_rows()
-        participant = participant_ref(token)
-        if participant is None or owned.get(participant.test.public_id) != token:
+        if not 1 <= number <= MAX_TRIAL_NUMBER:
             return None
+        read = answer_read(token, number - 1)
+        if read is None or owned.get(read.participant.test.public_id) != token:
+            return None
+        participant = read.participant
         g.lang = participant.language
         # On a refusal or an error, leaving the application context rolls the session
         # back (Flask-SQLAlchemy's teardown), and the view answers.
@@ -82,7 +85,8 @@ def serve_answer(fast: FastPaths, environ: dict[str, Any], token: str, number: i
             out, status = answer_trial(participant, number, body,
                                        environ.get("HTTP_IDEMPOTENCY_KEY"),
                                        secret=app.config["SECRET_KEY"],
-                                       url=_url_builder(fast, environ), csrf_token=csrf_token)
+                                       url=_url_builder(fast, environ), csrf_token=csrf_token,
+                                       read=read)
         except RatingError:
             return None
     data = (app.json.dumps(out, separators=(",", ":")) + "\n").encode()

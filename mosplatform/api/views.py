@@ -26,7 +26,7 @@ from ..extensions import csrf, db
 from ..participant.views import UrlBuilder, current_tokens, load_ref, trial_page_config
 from ..services import journey
 from ..services.journey import shown_time
-from ..services.lookup import ParticipantRef
+from ..services.lookup import AnswerRead, ParticipantRef
 from ..services.ratings import RatingError, record_events, submit_trial
 from . import bp
 
@@ -98,7 +98,8 @@ def submit_trial_view(token: str, number: int):  # type: ignore[no-untyped-def]
 
 def answer_trial(participant: ParticipantRef, number: int, body: Any,
                  idempotency_key: str | None, *, secret: str, url: UrlBuilder,
-                 csrf_token: str | None = None) -> tuple[dict[str, Any], int]:
+                 csrf_token: str | None = None,
+                 read: AnswerRead | None = None) -> tuple[dict[str, Any], int]:
     """Store the answer to trial ``number`` (1-based) and build the JSON answer.
 
     Shared by the Flask view and :mod:`mosplatform.api.fast`.
@@ -119,6 +120,9 @@ def answer_trial(participant: ParticipantRef, number: int, body: Any,
         ``url(endpoint, **values)``, as :func:`flask.url_for`.
     csrf_token : str, optional
         The CSRF token for the next trial's page (default: Flask-WTF's).
+    read : AnswerRead, optional
+        The participant's trials and stimuli, read with it for this trial
+        (:func:`mosplatform.services.lookup.answer_read`).
 
     Returns
     -------
@@ -135,7 +139,7 @@ def answer_trial(participant: ParticipantRef, number: int, body: Any,
     token = participant.token
     outcome = submit_trial(
         participant, number - 1, body, idempotency_key,
-        shown=lambda trial_id: shown_time(body.get("shown"), trial_id, secret))
+        shown=lambda trial_id: shown_time(body.get("shown"), trial_id, secret), read=read)
     out = dict(outcome.body)
     following = out.get("next_trial")
     if not isinstance(following, int):

@@ -9,11 +9,13 @@ Core row costs about a quarter of an ORM entity load.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, and_, bindparam, func, literal_column, or_, select, true
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import aliased
 
 from ..database import defer_connection
 from ..extensions import db
@@ -49,20 +51,23 @@ class ParticipantRef:
     finished: bool = False  # finished_at is set
 
 
+_PARTICIPANT_COLUMNS = (
+    Participant.id, Participant.token, Participant.language, Participant.stage,
+    Participant.status, Participant.excluded, Participant.is_preview,
+    Participant.external_id, Participant.completion_code,
+    Participant.finished_at.is_not(None).label("finished"),
+    Test.id.label("test_id"), Test.public_id, Test.name, Test.kind,
+    Test.status.label("test_status"))
 _PARTICIPANT = (
-    select(Participant.id, Participant.token, Participant.language, Participant.stage,
-           Participant.status, Participant.excluded, Participant.is_preview,
-           Participant.external_id, Participant.completion_code,
-           Participant.finished_at.is_not(None).label("finished"),
-           Test.id.label("test_id"), Test.public_id, Test.name, Test.kind,
-           Test.status.label("test_status"))
+    select(*_PARTICIPANT_COLUMNS)
     .join(Test, Test.id == Participant.test_id)
     .where(Participant.token == bindparam("token"))
 )
 
+_TRIAL_COLUMNS = (Trial.id, Trial.position, Trial.kind, Trial.item_id, Trial.flipped,
+                  Trial.started_at, Trial.completed_at)
 _TRIALS = (
-    select(Trial.id, Trial.position, Trial.kind, Trial.item_id, Trial.flipped,
-           Trial.started_at, Trial.completed_at)
+    select(*_TRIAL_COLUMNS)
     .where(Trial.participant_id == bindparam("participant_id")).order_by(Trial.position)
 )
 
@@ -91,6 +96,48 @@ _STIMULI_OF_TRIALS = (
     .order_by(TrialStimulus.trial_id, TrialStimulus.position)
 )
 
+# An answer's read, in one statement: the participant with its test, each of its
+# trials, and the stimuli of the trial answered (at ``position``) and of the trial
+# that follows it (the first open one other than it, :func:`journey.trial_after`),
+# one row per trial and stimulus.
+_FOLLOWING = aliased(Trial)
+_SHOWN = or_(  # the trial answered, or the first open one after it
+    Trial.position == bindparam("position"),
+    Trial.position == (select(func.min(_FOLLOWING.position))
+                       .where(_FOLLOWING.participant_id == Participant.id,
+                              _FOLLOWING.completed_at.is_(None),
+                              _FOLLOWING.position != bindparam("position"))
+                       .correlate_except(_FOLLOWING).scalar_subquery()))
+
+
+def _answer_statement(lateral: bool) -> Select[Any]:
+    """The answer's read. With ``lateral`` (PostgreSQL), the stimuli are read per trial
+    by a LATERAL subquery that the planner cannot merge into the join (``OFFSET 0``),
+    so always through the index on their trial: with the join in the open, a planner
+    without statistics yet (a new database filling fast) scanned every trial's
+    stimuli and hashed them. SQLite has no LATERAL and joins through indexes anyway.
+    """
+    stimuli: Any = TrialStimulus.__table__
+    condition: Any = and_(TrialStimulus.trial_id == Trial.id, _SHOWN)
+    if lateral:
+        stimuli = (select(*_STIMULUS_COLUMNS[1:]).where(condition)
+                   .offset(literal_column("0")).lateral("stimulus"))
+        condition = true()
+    return (
+        select(*_PARTICIPANT_COLUMNS,
+               *(c.label(f"trial_{c.key}") for c in _TRIAL_COLUMNS),
+               *(stimuli.c[c.key].label(f"stimulus_{c.key}") for c in _STIMULUS_COLUMNS[1:]))
+        .join(Test, Test.id == Participant.test_id)
+        .outerjoin(Trial, Trial.participant_id == Participant.id)
+        .outerjoin(stimuli, condition)
+        .where(Participant.token == bindparam("token"))
+        .order_by(Trial.position, stimuli.c.position)
+    )
+
+
+TrialRow = namedtuple("TrialRow", [c.key for c in _TRIAL_COLUMNS])  # type: ignore[misc]
+StimulusRow = namedtuple("StimulusRow", [c.key for c in _STIMULUS_COLUMNS])  # type: ignore[misc]
+
 _MEDIA = (
     select(Stimulus.path, Stimulus.content_hash, Participant.token)
     .join(TrialStimulus, TrialStimulus.stimulus_id == Stimulus.id)
@@ -108,6 +155,8 @@ _RAW_TRIAL_COUNTS = RawSelect(_TRIAL_COUNTS)
 _RAW_STIMULI_OF_TRIAL = RawSelect(_STIMULI_OF_TRIAL)
 _RAW_STIMULI_OF_TWO_TRIALS = RawSelect(_STIMULI_OF_TWO_TRIALS)
 _RAW_MEDIA = RawSelect(_MEDIA)
+_RAW_ANSWER = {"postgresql": RawSelect(_answer_statement(lateral=True)),
+               "sqlite": RawSelect(_answer_statement(lateral=False))}
 
 
 def connection() -> Connection:
@@ -118,8 +167,47 @@ def connection() -> Connection:
 def participant_ref(token: str) -> ParticipantRef | None:
     """The participant of ``token`` and its test, or None."""
     row = _RAW_PARTICIPANT.first(connection(), {"token": token})
-    if row is None:
+    return None if row is None else _ref(row)
+
+
+@dataclass(frozen=True)
+class AnswerRead:
+    """What an answer reads before it writes (:func:`answer_read`)."""
+
+    participant: ParticipantRef
+    trials: list[Any]  # rows as :func:`trials_of` gives them
+    stimuli: dict[int, list[Any]]  # by trial id, rows as :func:`stimuli_of_trials` gives
+
+
+def answer_read(token: str, position: int) -> AnswerRead | None:
+    """The participant of ``token`` with its test and trials, and the stimuli of the
+    trial at ``position`` and of the first open trial after it, in one statement; or
+    None when no participant has that token.
+
+    An answer needs all of these (:func:`mosplatform.services.ratings.submit_trial`);
+    read one after another they took three round trips to the database.
+    """
+    conn = connection()
+    rows = _RAW_ANSWER[conn.dialect.name].rows(conn, {"token": token, "position": position})
+    if not rows:
         return None
+    trials: list[Any] = []
+    stimuli: dict[int, list[Any]] = {}
+    for row in rows:
+        if row.trial_id is None:  # a participant without trials
+            break
+        if not trials or trials[-1].id != row.trial_id:
+            trials.append(TrialRow(row.trial_id, row.trial_position, row.trial_kind,
+                                   row.trial_item_id, row.trial_flipped,
+                                   row.trial_started_at, row.trial_completed_at))
+        if row.stimulus_position is not None:
+            stimuli.setdefault(row.trial_id, []).append(StimulusRow(
+                row.trial_id, row.stimulus_position, row.stimulus_token,
+                row.stimulus_stimulus_id))
+    return AnswerRead(_ref(rows[0]), trials, stimuli)
+
+
+def _ref(row: Any) -> ParticipantRef:
     return ParticipantRef(
         id=row.id, token=row.token, language=row.language, stage=row.stage,
         status=row.status, excluded=bool(row.excluded), is_preview=bool(row.is_preview),

@@ -23,7 +23,6 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from ..database import begin_writes
 from ..extensions import db
 from ..models import (
     Event,
@@ -203,7 +202,8 @@ def _prior(participant: Participant | lookup.ParticipantRef,
 
 def submit_trial(participant: Participant | lookup.ParticipantRef, position: int, payload: Any,
                  idempotency_key: str | None = None, *,
-                 shown: Callable[[int], datetime | None] | None = None) -> Outcome:
+                 shown: Callable[[int], datetime | None] | None = None,
+                 read: lookup.AnswerRead | None = None) -> Outcome:
     """Validate and store the ratings of one trial, and the page events sent with them.
 
     Parameters
@@ -222,6 +222,10 @@ def submit_trial(participant: Participant | lookup.ParticipantRef, position: int
         ``shown(trial_id)`` gives when the answered page was shown (from the stamp the
         page sent, :func:`journey.shown_time`), stored as the trial's ``started_at``
         unless one is stored already.
+    read : AnswerRead, optional
+        The participant's trials and stimuli as :func:`lookup.answer_read` read them
+        for this ``position`` (one statement with the participant); by default they
+        are read here.
 
     Returns
     -------
@@ -237,15 +241,16 @@ def submit_trial(participant: Participant | lookup.ParticipantRef, position: int
     _check_key(idempotency_key)
     # Every trial of the participant (a few dozen small rows): the one answered, the
     # order check and the next trial come from the same read.
-    trials = lookup.trials_of(participant.id)
-    outcome = _submit(participant, position, payload, idempotency_key, shown, trials)
+    trials = read.trials if read is not None else lookup.trials_of(participant.id)
+    outcome = _submit(participant, position, payload, idempotency_key, shown, trials,
+                      read.stimuli if read is not None else None)
     outcome.trials = trials
     return outcome
 
 
 def _submit(participant: Participant | lookup.ParticipantRef, position: int, payload: Any,
             idempotency_key: str | None, shown: Callable[[int], datetime | None] | None,
-            trials: list[Any]) -> Outcome:
+            trials: list[Any], stimuli: dict[int, list[Any]] | None) -> Outcome:
     trial = next((t for t in trials if t.position == position), None)
     if trial is not None and trial.completed_at is not None:
         # Only a completed trial can have an acknowledged answer to replay.
@@ -263,8 +268,9 @@ def _submit(participant: Participant | lookup.ParticipantRef, position: int, pay
     # The trial that comes next, whose page the answer brings: its stimuli are read
     # with this trial's, in one query and before the transaction writes.
     upcoming = trial_after(trials, position)
-    stimuli = lookup.stimuli_of_trials(
-        [trial.id] if upcoming is None else [trial.id, upcoming.id])
+    if stimuli is None:
+        stimuli = lookup.stimuli_of_trials(
+            [trial.id] if upcoming is None else [trial.id, upcoming.id])
     by_pos = {ts.position: ts.stimulus_id for ts in stimuli.get(trial.id, [])}
     rated_positions = sorted(p for p in by_pos if p >= 0)
     answers = _parse(info.kind, trial.kind, rated_positions, info.questions, payload)
@@ -334,29 +340,33 @@ _INSERT_RATINGS = Rating.__table__.insert()
 _INSERT_EVENTS = Event.__table__.insert()
 _INSERT_IDEMPOTENCY = IdempotencyRecord.__table__.insert()
 
-# The same writes as prebuilt SQL for the pipeline.
-_RAW = {statement: RawWrite(statement)
-        for statement in (_COMPLETE, _INSERT_RATINGS, _INSERT_EVENTS, _INSERT_IDEMPOTENCY)}
 
 _sqlite_writers = threading.Lock()
 
 
 def _store(conn: Connection, complete: dict[str, Any],
            inserts: list[tuple[Any, list[dict[str, Any]]]]) -> None:
-    """Complete the trial and insert the answer's rows, in one transaction, committed.
+    """Complete the trial and insert the answer's rows, atomically, committed.
 
     Completing the trial comes first: a concurrent twin that got there first leaves
     nothing to update (:class:`_Raced`), and the unique constraint on ratings refuses
-    a second copy (``IntegrityError``). Everything is built before the first write,
-    so the write lock (SQLite's is one per database) is held only for the statements
-    themselves.
+    a second copy (``IntegrityError``).
 
-    On PostgreSQL the statements are pipelined (psycopg's pipeline mode): BEGIN and
-    the update go in one round trip, the inserts and COMMIT in a second, where one
-    round trip per statement took six.
+    On PostgreSQL all of it is one statement (:class:`_OneStatement`): one round
+    trip, atomic without BEGIN and COMMIT. On SQLite, one transaction; everything is
+    built before the first write, so the write lock (one per database) is held only
+    for the statements themselves.
     """
     if conn.dialect.name == "postgresql":
-        _store_pipelined(conn, complete, inserts)
+        dbapi = conn.connection.dbapi_connection
+        with dbapi.cursor() as cursor:
+            cursor.execute(*_ONE_STATEMENT.prepare(conn.dialect, complete, inserts))
+            completed = cursor.fetchone()[0]
+        if not dbapi.autocommit:  # a session that did not defer its transaction
+            dbapi.commit()
+        db.session.commit()  # the session's transaction ends (nothing left to send)
+        if completed != 1:
+            raise _Raced()
         return
     with _write_section(conn):
         if conn.execute(_COMPLETE, complete).rowcount != 1:
@@ -367,26 +377,73 @@ def _store(conn: Connection, complete: dict[str, Any],
         db.session.commit()
 
 
-def _store_pipelined(conn: Connection, complete: dict[str, Any],
-                     inserts: list[tuple[Any, list[dict[str, Any]]]]) -> None:
-    dialect = conn.dialect
-    dbapi = conn.connection.dbapi_connection
-    begin_writes(conn)  # these writes bypass SQLAlchemy: one transaction, not one each
-    with dbapi.cursor() as cursor, dbapi.pipeline() as pipeline:
-        sql, (args,) = _RAW[_COMPLETE].prepare(dialect, [complete])
-        cursor.execute(sql, args)
-        pipeline.sync()
-        if cursor.rowcount != 1:
-            raise _Raced()
-        for statement, rows in inserts:
-            if rows:
-                cursor.executemany(*_RAW[statement].prepare(dialect, rows))
-        dbapi.commit()
-    db.session.commit()  # the session's transaction ends (nothing left to send)
+class _OneStatement:
+    """The answer's writes as one PostgreSQL statement.
+
+    The trial's update and the inserts are data-modifying ``WITH`` queries; each
+    insert takes its rows from ``unnest`` of one array per column and from the
+    update's ``RETURNING``, so nothing is inserted when the trial was completed
+    already, and the statement answers how many trials it completed (0 or 1). A
+    failing insert fails the whole statement, which then changes nothing. The SQL is
+    built once per set of tables and columns (from the Core statements, with their
+    column types' bind processors for each value), and sent as one round trip where
+    BEGIN, the update, each insert and COMMIT took one each (or two pipelined).
+    """
+
+    def __init__(self) -> None:
+        self._update = RawWrite(_COMPLETE.returning(_TRIAL.id))
+        self._sql: dict[tuple[Any, ...], tuple[str, list[Any]]] = {}
+        self._lock = threading.Lock()
+
+    def prepare(self, dialect: Any, complete: dict[str, Any],
+                inserts: list[tuple[Any, list[dict[str, Any]]]]) -> tuple[str, dict[str, Any]]:
+        """The SQL and its parameters (psycopg's named style)."""
+        update_sql, (params,) = self._update.prepare(dialect, [complete])
+        present = [(statement, rows) for statement, rows in inserts if rows]
+        key = (dialect.driver, *((statement.table.name, tuple(rows[0]))
+                                 for statement, rows in present))
+        built = self._sql.get(key)
+        if built is None:
+            built = self._build(dialect, update_sql, present)
+            with self._lock:
+                self._sql[key] = built
+        sql, columns = built
+        for (_, rows), table_columns in zip(present, columns, strict=True):
+            for name, column, process in table_columns:
+                values = [row[column] for row in rows]
+                params[name] = values if process is None else [
+                    None if v is None else process(v) for v in values]
+        return sql, params
+
+    @staticmethod
+    def _build(dialect: Any, update_sql: str, present: list[tuple[Any, list[dict[str, Any]]]]
+               ) -> tuple[str, list[Any]]:
+        quote = dialect.identifier_preparer
+        parts = [f"done AS ({update_sql})"]
+        columns = []
+        for i, (statement, rows) in enumerate(present):
+            table = statement.table
+            names, arrays, table_columns = [], [], []
+            for j, column in enumerate(rows[0]):
+                col = table.c[column]
+                name = f"a{i}_{j}"
+                sql_type = col.type.compile(dialect=dialect)
+                names.append(quote.quote(col.name))
+                arrays.append(f"%({name})s::{sql_type}[]")
+                table_columns.append((name, column, col.type.dialect_impl(dialect)
+                                      .bind_processor(dialect)))
+            parts.append(f"i{i} AS (INSERT INTO {quote.format_table(table)}"
+                         f" ({', '.join(names)}) SELECT x.* FROM done,"
+                         f" unnest({', '.join(arrays)}) AS x)")
+            columns.append(table_columns)
+        return "WITH " + ", ".join(parts) + " SELECT count(*) FROM done", columns
+
+
+_ONE_STATEMENT = _OneStatement()
 
 
 def _driver_integrity_errors(conn: Connection) -> tuple[type[Exception], ...]:
-    """The driver's own IntegrityError (raised by the pipelined writes, unwrapped)."""
+    """The driver's own IntegrityError (raised by the one-statement write, unwrapped)."""
     error = getattr(conn.dialect.dbapi, "IntegrityError", None)
     return (error,) if error is not None else ()
 

@@ -14,7 +14,7 @@ Only for SELECTs with plain (non-expanding) parameters. Errors are the driver's 
 (not wrapped in SQLAlchemy's ``DBAPIError``).
 
 :class:`RawWrite` does the same for an INSERT or UPDATE whose SQL and parameters a
-caller sends itself: the answer to a trial pipelines its writes on PostgreSQL
+caller sends itself: the answer to a trial writes in one statement on PostgreSQL
 (:mod:`mosplatform.services.ratings`).
 """
 

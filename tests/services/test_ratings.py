@@ -275,7 +275,7 @@ def test_concurrent_answers_and_twins_are_stored_exactly_once(app, acr_test):
 
 @pytest.mark.parametrize("deferred", [False, True])
 def test_a_failed_insert_undoes_the_whole_answer(mushra_test, deferred):
-    """The answer's writes are one transaction (pipelined on PostgreSQL, and with reads
+    """The answer's writes are atomic (one statement on PostgreSQL, and with reads
     outside a transaction before them): when the ratings insert fails, the trial is
     not completed and neither its events nor its idempotency record are stored."""
     from mosplatform.database import defer_begin

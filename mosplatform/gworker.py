@@ -1,0 +1,77 @@
+"""A gunicorn worker for one thread per process: gthread's event loop without its pool.
+
+gunicorn's ``gthread`` worker keeps connections alive on an event loop and hands each
+request to a thread pool, which hands the connection back to the loop through a pipe.
+With one thread per process (what ``bench/load/run.py`` measured best on two cores:
+the app's Python is CPU-bound), the loop only waits for that one thread, and the
+hand-over (a future, a condition variable, a pipe write and read, two thread
+switches) cost a sizeable share of each request's CPU. :class:`InlineWorker` runs
+each request on the loop's own thread instead. Everything else is gthread's: keep-alive,
+timeouts of idle connections, the worker connection limit, graceful stops,
+``max_requests``, the heartbeat between requests.
+
+As with one gthread thread, a worker serves one request at a time, and a request
+that arrives slowly holds its worker while it is read: put nginx (which buffers
+requests) in front, as ``deploy/`` does. A new connection waits on the loop until its
+first bytes arrive, so a client that connects and says nothing holds no worker.
+:func:`mosplatform.serving.gunicorn_options` picks this worker when
+``SERVE_THREADS`` is 1.
+"""
+
+from __future__ import annotations
+
+import errno
+import selectors
+import time
+from collections import deque
+from concurrent import futures
+from functools import partial
+from typing import Any
+
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+
+class InlineWorker(ThreadWorker):  # type: ignore[misc]
+    """gthread with its single request thread folded into the event loop."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ready: deque[Any] = deque()
+        self._serving = False
+
+    def accept(self, listener: Any) -> None:
+        """Accept a connection and wait on the loop for its first bytes."""
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        conn.timeout = time.monotonic() + self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(client_sock, selectors.EVENT_READ,
+                             partial(self.on_pending_socket_readable, conn))
+
+    def enqueue_req(self, conn: Any) -> None:
+        """Serve the request on ``conn`` now, on this thread.
+
+        ``finish_request`` calls back here when a connection already holds its next
+        request: it is queued and served by the loop below, not by recursion.
+        """
+        self._ready.append(conn)
+        if self._serving:
+            return
+        self._serving = True
+        try:
+            while self._ready:
+                ready = self._ready.popleft()
+                outcome: futures.Future[Any] = futures.Future()
+                try:
+                    outcome.set_result(self.handle(ready))
+                except Exception as exc:  # finish_request closes the connection
+                    outcome.set_exception(exc)
+                self.finish_request(ready, outcome)
+        finally:
+            self._serving = False

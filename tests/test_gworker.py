@@ -1,0 +1,128 @@
+"""The one-thread worker: a real `mosplatform serve --threads 1` over raw sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mosplatform.serving import gunicorn_options
+
+REQUEST = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_one_thread_picks_the_inline_worker(monkeypatch, tmp_path):
+    monkeypatch.setenv("MOSPLATFORM_INSTANCE_PATH", str(tmp_path))
+    assert gunicorn_options("127.0.0.1", 1, 2, 1, False)["worker_class"] == \
+        "mosplatform.gworker.InlineWorker"
+    assert gunicorn_options("127.0.0.1", 1, 2, 2, False)["worker_class"] == "gthread"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """One worker process with one thread, so any request it holds blocks the rest."""
+    tmp = tmp_path_factory.mktemp("gworker")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSPLATFORM_")}
+    env.update(MOSPLATFORM_INSTANCE_PATH=str(tmp / "instance"),
+               MOSPLATFORM_DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite'}",
+               MOSPLATFORM_SERVE_KEEPALIVE="2",
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-m", "mosplatform.cli", "serve", "--port",
+                             str(port), "--workers", "1", "--threads", "1", "--no-access-log"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                c.sendall(REQUEST)
+                if c.recv(100).startswith(b"HTTP/1.1 200"):
+                    break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the server did not start")
+    yield port, proc
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+
+
+def _responses(sock: socket.socket, count: int, timeout: float = 10) -> list[bytes]:
+    """Read ``count`` whole responses (each with a Content-Length)."""
+    sock.settimeout(timeout)
+    data, out = b"", []
+    while len(out) < count:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if sep:
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            if len(rest) >= length:
+                out.append(head + sep + rest[:length])
+                data = rest[length:]
+                continue
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {len(out)} responses")
+        data += chunk
+    return out
+
+
+def test_keep_alive_and_pipelined_requests(server):
+    port, _ = server
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        for _ in range(3):  # one after another on one connection
+            c.sendall(REQUEST)
+            assert _responses(c, 1)[0].startswith(b"HTTP/1.1 200")
+        c.sendall(REQUEST * 20)  # twenty in one write: each answered, in order
+        answers = _responses(c, 20)
+        assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
+        post = (b"POST /api/p/none/events HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                b"application/json\r\nContent-Length: 2\r\n\r\n{}")
+        c.sendall(post + REQUEST)  # a refused request with a body, then one more
+        refused, after = _responses(c, 2)
+        assert refused.split(b" ")[1].startswith(b"4") and after.startswith(b"HTTP/1.1 200")
+
+
+def test_a_silent_connection_holds_no_worker(server):
+    """The single worker answers others while a connection has sent nothing, and while
+    another sits idle between requests; the idle ones are closed after keep-alive."""
+    port, _ = server
+    silent = socket.create_connection(("127.0.0.1", port))
+    idle = socket.create_connection(("127.0.0.1", port))
+    try:
+        idle.sendall(REQUEST)
+        _responses(idle, 1)
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            c.sendall(REQUEST)
+            assert _responses(c, 1, timeout=4)[0].startswith(b"HTTP/1.1 200")
+        assert time.monotonic() - start < 4
+        for quiet in (silent, idle):  # keep-alive is 2 s
+            quiet.settimeout(10)
+            assert quiet.recv(100) == b""
+    finally:
+        silent.close()
+        idle.close()
+
+
+def test_term_lets_the_request_in_hand_finish(server):
+    port, proc = server
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        c.sendall(REQUEST)
+        assert _responses(c, 1)[0].startswith(b"HTTP/1.1 200")
+        proc.send_signal(signal.SIGTERM)
+        c.sendall(REQUEST)  # on the kept-alive connection, while the worker stops
+        assert _responses(c, 1)[0].startswith(b"HTTP/1.1 200")
+        c.settimeout(10)
+        assert c.recv(100) == b""  # and then the worker closes it and exits
+    assert proc.wait(30) == 0
