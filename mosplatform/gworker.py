@@ -16,12 +16,22 @@ requests) in front, as ``deploy/`` does. A new connection waits on the loop unti
 first bytes arrive, so a client that connects and says nothing holds no worker.
 :func:`mosplatform.serving.gunicorn_options` picks this worker when
 ``SERVE_THREADS`` is 1.
+
+One turn of the loop serves every connection that was ready when it began, so under
+load a turn can take a while; two things gthread did between requests are therefore
+done differently:
+
+* every connection waiting to be accepted is accepted in one turn (up to
+  :data:`ACCEPT_BATCH`), and one whose request is there already is served at once;
+* a kept-alive or new connection whose time is up is served instead of closed when its
+  request has arrived meanwhile (gthread's loop, turning often, would have seen it).
 """
 
 from __future__ import annotations
 
 import errno
 import selectors
+import socket
 import time
 from collections import deque
 from concurrent import futures
@@ -29,6 +39,16 @@ from functools import partial
 from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
+
+ACCEPT_BATCH = 64
+
+
+def _request_waiting(sock: socket.socket) -> bool:
+    """Whether the peer has sent bytes that are waiting to be read (not EOF)."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:  # nothing yet (EAGAIN), or the connection failed
+        return False
 
 
 class InlineWorker(ThreadWorker):  # type: ignore[misc]
@@ -40,19 +60,51 @@ class InlineWorker(ThreadWorker):  # type: ignore[misc]
         self._serving = False
 
     def accept(self, listener: Any) -> None:
-        """Accept a connection and wait on the loop for its first bytes."""
-        try:
-            client_sock, client_addr = listener.accept()
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                raise
-            return
-        self.nr_conns += 1
-        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
-        conn.timeout = time.monotonic() + self.cfg.keepalive
-        self.pending_conns.append(conn)
-        self.poller.register(client_sock, selectors.EVENT_READ,
-                             partial(self.on_pending_socket_readable, conn))
+        """Accept the waiting connections; serve those whose request is there, and
+        leave the others on the loop until their first bytes arrive."""
+        for _ in range(min(ACCEPT_BATCH, self.worker_connections - self.nr_conns)):
+            try:
+                client_sock, client_addr = listener.accept()
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                    raise
+                return
+            self.nr_conns += 1
+            conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
+            if _request_waiting(client_sock):
+                conn.data_ready = True
+                self.enqueue_req(conn)
+                continue
+            conn.timeout = time.monotonic() + self.cfg.keepalive
+            self.pending_conns.append(conn)
+            self.poller.register(client_sock, selectors.EVENT_READ,
+                                 partial(self.on_pending_socket_readable, conn))
+
+    def murder_keepalived(self, force: bool = False) -> None:
+        """Close the kept-alive connections whose time is up, unless a request came."""
+        if force:
+            super().murder_keepalived(force=True)
+        else:
+            self._expire(self.keepalived_conns)
+
+    def murder_pending(self) -> None:
+        """Close the new connections that sent nothing in time, unless a request came."""
+        self._expire(self.pending_conns)
+
+    def _expire(self, conns: deque[Any]) -> None:
+        now = time.monotonic()
+        while conns and conns[0].timeout <= now:
+            conn = conns.popleft()
+            try:
+                self.poller.unregister(conn.sock)
+            except (OSError, KeyError, ValueError):
+                pass
+            if _request_waiting(conn.sock):
+                conn.data_ready = True
+                self.enqueue_req(conn)
+            else:
+                self.nr_conns -= 1
+                conn.close()
 
     def enqueue_req(self, conn: Any) -> None:
         """Serve the request on ``conn`` now, on this thread.

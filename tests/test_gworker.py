@@ -126,3 +126,72 @@ def test_term_lets_the_request_in_hand_finish(server):
         c.settimeout(10)
         assert c.recv(100) == b""  # and then the worker closes it and exits
     assert proc.wait(30) == 0
+
+
+def _bare_worker(monkeypatch):  # type: ignore[no-untyped-def]
+    """An InlineWorker without a gunicorn arbiter: the loop's state, and a record of
+    the connections it serves instead of serving them."""
+    import selectors
+    from collections import deque
+    from types import SimpleNamespace
+
+    from mosplatform.gworker import InlineWorker
+
+    worker = InlineWorker.__new__(InlineWorker)
+    worker.cfg = SimpleNamespace(keepalive=2)
+    worker.worker_connections = 100
+    worker.nr_conns = 0
+    worker.poller = selectors.DefaultSelector()
+    worker.pending_conns, worker.keepalived_conns = deque(), deque()
+    served: list = []
+    monkeypatch.setattr(worker, "enqueue_req", served.append)
+    return worker, served
+
+
+def test_accept_takes_every_waiting_connection_and_serves_those_that_spoke(monkeypatch):
+    worker, served = _bare_worker(monkeypatch)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listener.setblocking(False)
+        clients = [socket.create_connection(listener.getsockname()) for _ in range(5)]
+        for c in clients[:3]:
+            c.sendall(REQUEST)
+        time.sleep(0.2)
+        worker.accept(listener)  # one readiness event, five connections
+        try:
+            assert worker.nr_conns == 5
+            assert len(served) == 3 and all(conn.data_ready for conn in served)
+            assert len(worker.pending_conns) == 2
+        finally:
+            for c in clients:
+                c.close()
+            for conn in [*served, *worker.pending_conns]:
+                conn.sock.close()
+
+
+def test_a_connection_whose_time_is_up_is_served_if_its_request_came(monkeypatch):
+    """The loop can be busy past a connection's keep-alive while its next request
+    arrives: that connection is served, a silent or closed one is closed."""
+    from mosplatform.gworker import TConn
+
+    worker, served = _bare_worker(monkeypatch)
+    pairs = [socket.socketpair() for _ in range(3)]
+    conns = []
+    for server_end, _ in pairs:
+        conn = TConn(worker.cfg, server_end, ("peer", 0), ("here", 0))
+        conn.timeout = time.monotonic() - 1
+        worker.poller.register(server_end, 1)
+        conns.append(conn)
+    worker.keepalived_conns.extend(conns)
+    worker.nr_conns = 3
+    pairs[0][1].sendall(REQUEST)  # spoke
+    pairs[2][1].close()  # hung up; pairs[1] said nothing
+    worker.murder_keepalived()
+    try:
+        assert served == [conns[0]] and not worker.keepalived_conns
+        assert worker.nr_conns == 1 and conns[1].sock.fileno() == -1
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
