@@ -13,9 +13,7 @@ import http.cookiejar
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,15 +25,10 @@ from sqlalchemy import create_engine, text
 
 from tests.audiofixtures import ACR_YAML, make_musdb, write_definition
 from tests.conftest import IN_CI, make_app
+from tests.serveproc import free_port, start_serve
 
 REPO = Path(__file__).resolve().parents[1]
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def nginx_config(shipped: str, *, live: int, dead: int, port: int, media: Path,
@@ -94,16 +87,10 @@ def behind_nginx(tmp_path: Path) -> Iterator[dict[str, object]]:
     for f in media.rglob("*"):  # deploy/README.md: constant modification times
         os.utime(f, (0, 0))
 
-    live, dead, port = _free_port(), _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSPLATFORM_")}
-    env.update(MOSPLATFORM_INSTANCE_PATH=str(tmp_path / "instance"),
-               MOSPLATFORM_DATABASE_URL=db_url, MOSPLATFORM_MEDIA_ROOT=str(media),
-               MOSPLATFORM_SECRET_KEY=secret, MOSPLATFORM_USE_X_ACCEL_REDIRECT="true",
-               PYTHONPATH=str(REPO))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mosplatform.cli", "serve", "--host", "127.0.0.1", "--port",
-         str(live), "--workers", "1", "--threads", "2", "--no-access-log"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    live, dead, port = free_port(), free_port(), free_port()
+    server = start_serve(live, instance=tmp_path / "instance", db_url=db_url, workers=1,
+                         threads=2, MEDIA_ROOT=str(media), SECRET_KEY=secret,
+                         USE_X_ACCEL_REDIRECT="true")
     root = tmp_path / "nginx"
     root.mkdir()
     conf = root / "nginx.conf"

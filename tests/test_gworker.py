@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from mosplatform.serving import gunicorn_options
+from tests.serveproc import free_port, start_serve
 
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -29,17 +27,9 @@ def test_one_thread_picks_the_inline_worker(monkeypatch, tmp_path):
 def server(tmp_path_factory) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """One worker process with one thread, so any request it holds blocks the rest."""
     tmp = tmp_path_factory.mktemp("gworker")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSPLATFORM_")}
-    env.update(MOSPLATFORM_INSTANCE_PATH=str(tmp / "instance"),
-               MOSPLATFORM_DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite'}",
-               MOSPLATFORM_SERVE_KEEPALIVE="2",
-               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    proc = subprocess.Popen([sys.executable, "-m", "mosplatform.cli", "serve", "--port",
-                             str(port), "--workers", "1", "--threads", "1", "--no-access-log"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
+    proc = start_serve(port, instance=tmp / "instance", db_url=f"sqlite:///{tmp / 'db.sqlite'}",
+                       workers=1, threads=1, SERVE_KEEPALIVE="2")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

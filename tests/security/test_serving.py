@@ -35,25 +35,16 @@ def test_defaults(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_hup_replaces_workers_gracefully_and_keeps_serving(tmp_path):
     """A real `mosplatform serve`: SIGHUP starts new workers; requests keep succeeding."""
-    import os
     import signal
-    import socket
-    import subprocess
-    import sys
     import time
     import urllib.request
     from pathlib import Path
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSPLATFORM_")}
-    env.update(MOSPLATFORM_INSTANCE_PATH=str(tmp_path / "instance"),
-               MOSPLATFORM_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}",
-               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    proc = subprocess.Popen([sys.executable, "-m", "mosplatform.cli", "serve", "--port",
-                             str(port), "--workers", "2", "--threads", "2", "--no-access-log"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from tests.serveproc import free_port, start_serve
+
+    port = free_port()
+    proc = start_serve(port, instance=tmp_path / "instance",
+                       db_url=f"sqlite:///{tmp_path / 'db.sqlite'}", workers=2, threads=2)
 
     def workers() -> set[int]:
         try:
