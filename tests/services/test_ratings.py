@@ -153,16 +153,43 @@ def test_events_sent_with_the_answer_are_stored_with_it(mushra_test):
     p = admit_participant(mushra_test, Arrival())
     qs = mushra_test.questions
     body = _answers(p.trials[0], qs)
-    body["events"] = [{"kind": "play", "trial": 0, "stimulus": 1, "t_ms": 5.0},
-                      {"kind": "heard", "trial": 0, "stimulus": 1, "t_ms": 9.0}]
+    body["events"] = [{"kind": "play", "trial": 0, "stimulus": 1, "t_ms": 5.0,
+                       "data": {"rate": 48000, "label": "ü"}, "position_s": 0.25},
+                      {"kind": "heard", "trial": 0, "stimulus": None, "t_ms": 9.0}]
     out = submit_trial(p, 0, body, idempotency_key="e-1")
     assert out.status == 200
-    events = db.session.execute(select(Event)).scalars().all()
+    events = db.session.execute(select(Event).order_by(Event.id)).scalars().all()
     assert [e.kind for e in events] == ["play", "heard"]
     assert {e.trial_id for e in events} == {p.trials[0].id}
+    assert [(e.stimulus_position, e.client_time_ms, e.payload) for e in events] == [
+        (1, 5.0, {"rate": 48000, "label": "ü", "position_s": 0.25}), (None, 9.0, {})]
     # A retry replays the answer and stores the events only once.
     assert submit_trial(p, 0, body, idempotency_key="e-1").body == out.body
     assert _event_count() == 2
+
+
+def test_stored_rows_carry_every_value(mushra_test):
+    """What the one-statement write (PostgreSQL) and the plain inserts (SQLite) store:
+    listening data (unknown where the page sent none), times, the idempotency record."""
+    from mosplatform.models import IdempotencyRecord
+
+    p = admit_participant(mushra_test, Arrival())
+    qs = mushra_test.questions
+    submit_trial(p, 0, _answers(p.trials[0], qs))
+    body = _answers(p.trials[1], qs, 30)
+    body["listening"] = [{"stimulus": 0, "heard_s": 2.5, "plays": 3}]
+    out = submit_trial(p, 1, body, idempotency_key="v-1")
+    db.session.expire_all()
+    rows = db.session.execute(select(Rating)).scalars().all()
+    by_pos = {ts.stimulus_id: ts.position for ts in p.trials[1].stimuli}
+    assert len(rows) == 5 and {r.trial_id for r in rows} == {p.trials[1].id}
+    for r in rows:
+        heard = (2.5, 3) if by_pos[r.stimulus_id] == 0 else (None, None)
+        assert (r.score, r.raw_score, r.listening_time_s, r.play_count) == (30.0, 30.0, *heard)
+        assert r.created_at is not None
+    record = db.session.execute(select(IdempotencyRecord)).scalar_one()
+    assert (record.key, record.status_code, record.response) == ("v-1", 200, out.body)
+    assert db.session.get(type(p.trials[1]), p.trials[1].id).completed_at is not None
 
 
 def test_a_bad_event_refuses_the_whole_answer(mushra_test):
