@@ -118,6 +118,18 @@ def test_answers_as_the_flask_view(app, acr_test, walk, views, accept_encoding):
         answers[fast] = got
         assert views["api.submit_trial"] == (0 if fast else len(got))
     assert answers[True] == answers[False]
+    # Every answer was stored, and the last one moved the participant on (committed).
+    from sqlalchemy import func, select
+
+    from mosplatform.extensions import db
+    from mosplatform.models import Participant, Rating
+
+    db.session.expire_all()
+    for walker in (a, b):
+        p = db.session.scalar(select(Participant).where(Participant.token == walker.token))
+        assert p.stage not in ("trials", "consent", "instructions"), p.stage
+        assert db.session.scalar(select(func.count()).select_from(Rating).where(
+            Rating.participant_id == p.id)) == 2 * len(answers[True])
     assert answers[True][-1][3] == "/p/TOKEN/done"
     assert any(h == ("Content-Encoding", "gzip") for h in answers[True][0][1]) \
         == (accept_encoding == "gzip")
