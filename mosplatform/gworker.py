@@ -44,10 +44,14 @@ ACCEPT_BATCH = 64
 
 
 def _request_waiting(sock: socket.socket) -> bool:
-    """Whether the peer has sent bytes that are waiting to be read (not EOF)."""
+    """Whether the peer has sent bytes that are waiting to be read (not EOF).
+
+    False for a TLS socket (which takes no flags): such a connection is treated as
+    gthread treats every connection, closed when its time is up.
+    """
     try:
         return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-    except OSError:  # nothing yet (EAGAIN), or the connection failed
+    except (OSError, ValueError):  # nothing yet (EAGAIN), a failed connection, TLS
         return False
 
 

@@ -185,3 +185,20 @@ def test_a_connection_whose_time_is_up_is_served_if_its_request_came(monkeypatch
         for a, b in pairs:
             a.close()
             b.close()
+
+
+def test_a_tls_connection_is_never_read_ahead():
+    """A TLS socket takes no recv flags: the check says "no request" instead of failing."""
+    import ssl
+
+    from mosplatform.gworker import _request_waiting
+
+    a, b = socket.socketpair()
+    try:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        wrapped = context.wrap_socket(a, server_side=True, do_handshake_on_connect=False)
+        b.sendall(b"x")
+        assert _request_waiting(wrapped) is False
+    finally:
+        a.close()
+        b.close()
