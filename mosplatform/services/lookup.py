@@ -155,8 +155,8 @@ _RAW_TRIAL_COUNTS = RawSelect(_TRIAL_COUNTS)
 _RAW_STIMULI_OF_TRIAL = RawSelect(_STIMULI_OF_TRIAL)
 _RAW_STIMULI_OF_TWO_TRIALS = RawSelect(_STIMULI_OF_TWO_TRIALS)
 _RAW_MEDIA = RawSelect(_MEDIA)
-_RAW_ANSWER = {"postgresql": RawSelect(_answer_statement(lateral=True)),
-               "sqlite": RawSelect(_answer_statement(lateral=False))}
+_RAW_ANSWER_LATERAL = RawSelect(_answer_statement(lateral=True))
+_RAW_ANSWER_JOINED = RawSelect(_answer_statement(lateral=False))
 
 
 def connection() -> Connection:
@@ -188,7 +188,8 @@ def answer_read(token: str, position: int) -> AnswerRead | None:
     read one after another they took three round trips to the database.
     """
     conn = connection()
-    rows = _RAW_ANSWER[conn.dialect.name].rows(conn, {"token": token, "position": position})
+    statement = _RAW_ANSWER_LATERAL if conn.dialect.name == "postgresql" else _RAW_ANSWER_JOINED
+    rows = statement.rows(conn, {"token": token, "position": position})
     if not rows:
         return None
     trials: list[Any] = []
