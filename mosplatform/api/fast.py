@@ -70,10 +70,10 @@ def serve_answer(fast: FastPaths, environ: dict[str, Any], token: str, number: i
                                    environ.get("HTTP_X_CSRFTOKEN") or body.get("csrf_token"))
     if csrf_token is None:
         return None
+    if not 1 <= number <= MAX_TRIAL_NUMBER:  # answer_trial's bound, before the read
+        return None
     with app.app_context():
         keep_loaded_rows()
-        if not 1 <= number <= MAX_TRIAL_NUMBER:
-            return None
         read = answer_read(token, number - 1)
         if read is None or owned.get(read.participant.test.public_id) != token:
             return None

@@ -13,8 +13,8 @@ with the same values, as named tuples.
 Only for SELECTs with plain (non-expanding) parameters. Errors are the driver's own
 (not wrapped in SQLAlchemy's ``DBAPIError``).
 
-:class:`RawWrite` does the same for an INSERT or UPDATE whose SQL and parameters a
-caller sends itself: the answer to a trial writes in one statement on PostgreSQL
+:class:`RawWrite` gives the SQL and parameters of an INSERT or UPDATE for a caller to
+send itself: the answer to a trial builds its one statement on PostgreSQL around one
 (:mod:`mosplatform.services.ratings`).
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Insert, Select
+from sqlalchemy import Select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -45,16 +45,15 @@ class _Prebuilt:
 
     def __init__(self, statement: Any) -> None:
         self.statement = statement
-        self._by_dialect: dict[tuple[Any, ...], _Compiled] = {}
+        self._by_dialect: dict[tuple[str, str], _Compiled] = {}
         self._lock = threading.Lock()
 
-    def _compile(self, dialect: Dialect, column_keys: tuple[str, ...] | None = None) -> _Compiled:
-        key = (dialect.name, dialect.driver, column_keys)
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        key = (dialect.name, dialect.driver)
         compiled = self._by_dialect.get(key)
         if compiled is not None:
             return compiled
-        c = self.statement.compile(
-            dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None)
+        c = self.statement.compile(dialect=dialect)
         binds = {}
         for name, bind in c.binds.items():
             if bind.expanding:
@@ -89,9 +88,7 @@ class RawWrite(_Prebuilt):
     Parameters
     ----------
     statement : Insert or Update
-        The Core statement. Its parameters are plain ``bindparam`` objects or, for an
-        INSERT without values, the columns that the rows given to :meth:`prepare`
-        set (compiled once per set of columns).
+        The Core statement, whose parameters are plain ``bindparam`` objects.
     """
 
     def __init__(self, statement: UpdateBase) -> None:
@@ -99,12 +96,8 @@ class RawWrite(_Prebuilt):
 
     def prepare(self, dialect: Dialect,
                 rows: list[Mapping[str, Any]]) -> tuple[str, list[Any]]:
-        """The SQL for ``dialect`` and the DB-API parameters of each row.
-
-        Every row of an INSERT sets the same columns (those of the first row).
-        """
-        keys = tuple(rows[0]) if isinstance(self.statement, Insert) else None
-        compiled = self._compile(dialect, keys)
+        """The SQL for ``dialect`` and the DB-API parameters of each row."""
+        compiled = self._compile(dialect)
         return compiled.sql, [self._args(compiled, row) for row in rows]
 
 
