@@ -14,12 +14,16 @@ single write lock by inserting the participant before counting.
 from __future__ import annotations
 
 import secrets
+import threading
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 
 from ..extensions import db
 from ..models import (
@@ -34,6 +38,7 @@ from ..models import (
     TrialStimulus,
 )
 from . import lookup
+from .rawread import RawWrite, json_rows, json_rows_source
 from .testinfo import ItemRef, StimulusRef, test_info
 
 RATED_ROLES = {r.value for r in ConditionRole} - {ConditionRole.reference.value}
@@ -101,35 +106,177 @@ def admit_participant(test: Test, arrival: Arrival) -> Participant:
     ------
     AssignmentError
         If the test is not open (previews excepted).
+
+    Notes
+    -----
+    On PostgreSQL, once the test is locked and its kept votes read, the participant,
+    its trials and their stimuli and the votes are written by one statement
+    (:class:`_ArrivalStatement`): an arrival holds the test's lock, so every
+    statement it saves shortens the turn of every arrival queued behind it.
     """
     if not arrival.is_preview and test.status != TestStatus.open.value:
         raise AssignmentError(f"this test is {test.status}; it is not taking participants")
-    _lock_test(test.id)
-    seed = secrets.randbits(31)
-    participant = Participant(
-        test_id=test.id,
-        token=new_token(),
-        external_id=arrival.external_id,
-        study_id=arrival.study_id,
-        session_id=arrival.session_id,
-        language=arrival.language,
-        user_agent=(arrival.user_agent or "")[:500] or None,
-        is_preview=arrival.is_preview,
-        seed=seed,
-    )
-    db.session.add(participant)
+    values = {
+        "test_id": test.id, "token": new_token(), "external_id": arrival.external_id,
+        "study_id": arrival.study_id, "session_id": arrival.session_id,
+        "language": arrival.language, "user_agent": (arrival.user_agent or "")[:500] or None,
+        "is_preview": arrival.is_preview, "seed": secrets.randbits(31),
+    }
+    conn = lookup.connection()
     try:
+        if conn.dialect.name == "postgresql":
+            return _admit_in_one_statement(test, conn, values)
+        _lock_test(test.id)
+        participant = Participant(**values)
+        db.session.add(participant)
         db.session.flush()  # SQLite: takes the write lock before we count
-    except IntegrityError:
+        assign_trials(test, participant)
+    except (IntegrityError, *_driver_integrity_errors(conn)):
         # The same crowd worker arrived twice at once: the first arrival won.
         db.session.rollback()
         existing = find_participant(test, arrival.external_id)
         if existing is None:
             raise
         return existing
-    assign_trials(test, participant)
     db.session.commit()
     return participant
+
+
+def _admit_in_one_statement(test: Test, conn: Connection,
+                            values: dict[str, Any]) -> Participant:
+    """PostgreSQL's arrival: lock, read the kept votes, write everything in one
+    statement, commit; the participant comes back as a persistent ORM object
+    without being read again."""
+    values = {**column_defaults(Participant.__table__, values), **values}
+    _lock_test(test.id)
+    kept = _kept_votes(test.id)
+    plan = plan_trials(test, values["seed"], values["is_preview"], kept)
+    dbapi = conn.connection.dbapi_connection
+    with dbapi.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(*_ARRIVAL.prepare(conn.dialect, values, plan, kept, test.id))
+        participant_id, stored = cursor.fetchone()
+    if stored != len(plan.stimuli):
+        raise RuntimeError(f"arrival stored {stored} of {len(plan.stimuli)} trial stimuli")
+    db.session.commit()
+    participant = Participant(id=participant_id, **values)
+    make_transient_to_detached(participant)  # as if loaded: no SELECT to get it back
+    db.session.add(participant)
+    return participant
+
+
+def column_defaults(table: Table, given: dict[str, Any]) -> dict[str, Any]:
+    """The values a Core INSERT of ``given`` would store in ``table``'s other columns:
+    each column's Python default (called where it is a function), None where it has
+    none. Primary keys and columns with a server default are left to the database.
+    """
+    out: dict[str, Any] = {}
+    for column in table.columns:
+        if column.key in given or column.primary_key or column.server_default is not None:
+            continue
+        default: Any = column.default
+        if default is None:
+            out[column.key] = None
+        elif default.is_scalar:
+            out[column.key] = default.arg
+        elif default.is_callable:
+            out[column.key] = default.arg(None)  # wrapped by SQLAlchemy: takes a context
+    return out
+
+
+class _ArrivalStatement:
+    """PostgreSQL: an arrival's writes as one statement.
+
+    The participant's INSERT is a data-modifying ``WITH`` query that returns its id;
+    the trials are inserted from one JSON parameter joined to it, returning their ids
+    and positions; the trial stimuli from another, joined to those on the trial's
+    position (carried in the ``trial_id`` field); the kept votes of cells that have a
+    row are raised by one UPDATE and the new cells inserted. A failing part fails the
+    whole statement, which then changes nothing. The statement answers the
+    participant's id and how many trial stimuli it stored. Built once per dialect.
+    """
+
+    def __init__(self) -> None:
+        table = Participant.__table__
+        self._keys = [c.key for c in table.columns if not c.primary_key]
+        self._participant = RawWrite(table.insert().values(
+            {k: bindparam(k) for k in self._keys}).returning(table.c.id))
+        self._sql: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def prepare(self, dialect: Dialect, values: dict[str, Any], plan: TrialPlan,
+                kept: Counter[tuple[int, int]], test_id: int) -> tuple[str, dict[str, Any]]:
+        """The SQL and its parameters (psycopg's named style)."""
+        participant_sql, (params,) = self._participant.prepare(dialect, [values])
+        sql = self._sql.get(dialect.driver)
+        if sql is None:
+            sql = self._build(dialect, participant_sql)
+            with self._lock:
+                self._sql[dialect.driver] = sql
+        votes = [{"item_id": i, "stimulus_id": s, "votes": n, "test_id": test_id}
+                 for (i, s), n in plan.votes.items() if n]
+        trial, stimulus, table = Trial.__table__, TrialStimulus.__table__, AssignedVotes.__table__
+        params["trials"] = json_rows(plan.trials, _TRIAL_KEYS, _names(trial, _TRIAL_KEYS))
+        params["stimuli"] = json_rows(plan.stimuli, ["trial", *_STIMULUS_KEYS[1:]],
+                                      _names(stimulus, _STIMULUS_KEYS))
+        params["votes"] = json_rows(
+            [v for v in votes if (v["item_id"], v["stimulus_id"]) in kept], _VOTE_KEYS[:3],
+            _names(table, _VOTE_KEYS[:3]))
+        params["new_votes"] = json_rows(
+            [v for v in votes if (v["item_id"], v["stimulus_id"]) not in kept], _VOTE_KEYS,
+            _names(table, _VOTE_KEYS))
+        return sql, params
+
+    @staticmethod
+    def _build(dialect: Dialect, participant_sql: str) -> str:
+        quote = dialect.identifier_preparer
+        trial, stimulus, votes = (Trial.__table__, TrialStimulus.__table__,
+                                  AssignedVotes.__table__)
+
+        def names(table: Table, keys: list[str]) -> str:
+            return ", ".join(quote.quote(table.c[k].name) for k in keys)
+
+        def x(table: Table, keys: list[str]) -> str:
+            return ", ".join(f"x.{quote.quote(table.c[k].name)}" for k in keys)
+
+        return (
+            f"WITH p AS ({participant_sql}), "
+            f"t AS (INSERT INTO {quote.format_table(trial)} "
+            f"({names(trial, ['participant_id', *_TRIAL_KEYS])}) "
+            f"SELECT p.id, {x(trial, _TRIAL_KEYS)} FROM p, "
+            f"{json_rows_source(dialect, trial, _TRIAL_KEYS, 'trials')} "
+            f"RETURNING {quote.quote(trial.c.id.name)}, {quote.quote(trial.c.position.name)}), "
+            f"s AS (INSERT INTO {quote.format_table(stimulus)} ({names(stimulus, _STIMULUS_KEYS)}) "
+            f"SELECT t.id, {x(stimulus, _STIMULUS_KEYS[1:])} FROM t JOIN "
+            f"{json_rows_source(dialect, stimulus, _STIMULUS_KEYS, 'stimuli')} "
+            f"ON x.{quote.quote(stimulus.c.trial_id.name)} = t.position RETURNING 1), "
+            f"v AS (UPDATE {quote.format_table(votes)} AS a SET "
+            f"{quote.quote(votes.c.votes.name)} = a.{quote.quote(votes.c.votes.name)} + "
+            f"x.{quote.quote(votes.c.votes.name)} FROM "
+            f"{json_rows_source(dialect, votes, _VOTE_KEYS[:3], 'votes')} WHERE "
+            + " AND ".join(f"a.{quote.quote(votes.c[k].name)} = x.{quote.quote(votes.c[k].name)}"
+                           for k in _VOTE_KEYS[:2]) + "), "
+            f"n AS (INSERT INTO {quote.format_table(votes)} ({names(votes, _VOTE_KEYS)}) "
+            f"SELECT {x(votes, _VOTE_KEYS)} FROM "
+            f"{json_rows_source(dialect, votes, _VOTE_KEYS, 'new_votes')}) "
+            "SELECT p.id, (SELECT count(*) FROM s) FROM p"
+        )
+
+
+def _names(table: Table, keys: list[str]) -> list[str]:
+    return [table.c[k].name for k in keys]
+
+
+_TRIAL_KEYS = ["item_id", "position", "kind", "seed", "flipped"]
+# The stimuli's JSON rows carry their trial's position in the trial_id field.
+_STIMULUS_KEYS = ["trial_id", "stimulus_id", "position", "token"]
+_VOTE_KEYS = ["item_id", "stimulus_id", "votes", "test_id"]
+_ARRIVAL = _ArrivalStatement()
+
+
+def _driver_integrity_errors(conn: Connection) -> tuple[type[Exception], ...]:
+    """The driver's own IntegrityError (raised by a statement sent on its cursor)."""
+    error = getattr(conn.dialect.dbapi, "IntegrityError", None)
+    return (error,) if error is not None else ()
 
 
 def count_assigned_votes(test: Test) -> Counter[tuple[int, int]]:
@@ -201,8 +348,30 @@ _INSERT_TRIALS = Trial.__table__.insert().returning(Trial.__table__.c.id,
                                                     sort_by_parameter_order=True)
 
 
+@dataclass(frozen=True)
+class TrialPlan:
+    """A participant's trials, chosen but not yet stored (:func:`plan_trials`).
+
+    Attributes
+    ----------
+    trials : list of dict
+        Trial rows without ``participant_id`` (item_id, position, kind, seed,
+        flipped), ``position`` counting from 0 in list order.
+    stimuli : list of dict
+        Trial stimulus rows with ``trial`` (the trial's position) instead of
+        ``trial_id`` (stimulus_id, position, token; position -1 for a reference).
+    votes : Counter
+        Votes to add per (item id, stimulus id) (none for a preview).
+    """
+
+    trials: list[dict[str, Any]]
+    stimuli: list[dict[str, Any]]
+    votes: Counter[tuple[int, int]]
+
+
 def assign_trials(test: Test, participant: Participant) -> list[int]:
-    """Choose and store this participant's trials (training, regular, quality control).
+    """Choose and store this participant's trials (:func:`plan_trials`) and add its
+    votes to the kept counts.
 
     Parameters
     ----------
@@ -215,6 +384,39 @@ def assign_trials(test: Test, participant: Participant) -> list[int]:
     -------
     list of int
         The new trials' ids, in presentation order.
+    """
+    kept = _kept_votes(test.id)
+    plan = plan_trials(test, participant.seed, participant.is_preview, kept)
+    # Plain inserts on the session's connection (no ORM objects: an arrival writes a
+    # few dozen rows); the trials' ids come back in the order of the rows.
+    conn = lookup.connection()
+    trial_ids = list(conn.execute(_INSERT_TRIALS, [
+        {**row, "participant_id": participant.id} for row in plan.trials]).scalars())
+    conn.execute(TrialStimulus.__table__.insert(), [
+        {"trial_id": trial_ids[row["trial"]], "stimulus_id": row["stimulus_id"],
+         "position": row["position"], "token": row["token"]} for row in plan.stimuli])
+    _add_votes(test.id, plan.votes, kept)
+    return trial_ids
+
+
+def plan_trials(test: Test, seed: int, is_preview: bool,
+                kept: Counter[tuple[int, int]]) -> TrialPlan:
+    """Choose a participant's trials (training, regular, quality control).
+
+    Parameters
+    ----------
+    test : Test
+        The test, already locked for assignment.
+    seed : int
+        The participant's seed: the same seed and counts give the same trials.
+    is_preview : bool
+        A preview's trials add no votes.
+    kept : Counter
+        The kept votes per (item id, stimulus id), read under the lock.
+
+    Returns
+    -------
+    TrialPlan
 
     Notes
     -----
@@ -225,7 +427,7 @@ def assign_trials(test: Test, participant: Participant) -> list[int]:
     often. MUSHRA trials present every rated condition of the item; AB trials the
     least-voted pair.
     """
-    rng = np.random.default_rng(participant.seed)
+    rng = np.random.default_rng(seed)
     info = test_info(test)  # conditions, items and stimuli never change: read once
     design = info.definition.get("design", {})
     kind = test.kind
@@ -239,7 +441,6 @@ def assign_trials(test: Test, participant: Participant) -> list[int]:
                 if i.kind in (ItemKind.gold.value, ItemKind.trap.value)]
     if not regular or not rated:
         raise AssignmentError("the test has no items or no rated conditions")
-    kept = _kept_votes(test.id)
     counts = Counter(kept)
 
     n_trials = design.get("trials_per_participant") or len(regular)
@@ -320,28 +521,22 @@ def assign_trials(test: Test, participant: Participant) -> list[int]:
         body.insert(slot, (qc, [stim], qc.kind, None, False))
     planned = head + body
 
-    # Plain inserts on the session's connection (no ORM objects: an arrival writes a
-    # few dozen rows); the trials' ids come back in the order of the rows.
-    conn = lookup.connection()
-    trial_ids = list(conn.execute(_INSERT_TRIALS, [
-        {"participant_id": participant.id, "item_id": item.id, "position": pos, "kind": kind_,
-         "seed": int(rng.integers(0, 2**31 - 1)), "flipped": flipped}
-        for pos, (item, _, kind_, _, flipped) in enumerate(planned)]).scalars())
-    rows = []
-    for trial_id, (_, stims, _, ref, _) in zip(trial_ids, planned, strict=True):
-        rows += [{"trial_id": trial_id, "stimulus_id": st.id, "position": pos,
-                  "token": new_token()} for pos, st in enumerate(stims)]
+    trials = [{"item_id": item.id, "position": pos, "kind": kind_,
+               "seed": int(rng.integers(0, 2**31 - 1)), "flipped": flipped}
+              for pos, (item, _, kind_, _, flipped) in enumerate(planned)]
+    stimuli = []
+    for pos, (_, stims, _, ref, _) in enumerate(planned):
+        stimuli += [{"trial": pos, "stimulus_id": st.id, "position": k, "token": new_token()}
+                    for k, st in enumerate(stims)]
         if ref is not None:
-            rows.append({"trial_id": trial_id, "stimulus_id": ref.id, "position": -1,
-                         "token": new_token()})
-    conn.execute(TrialStimulus.__table__.insert(), rows)
-    if not participant.is_preview:
-        votes: Counter[tuple[int, int]] = Counter()
+            stimuli.append({"trial": pos, "stimulus_id": ref.id, "position": -1,
+                            "token": new_token()})
+    votes: Counter[tuple[int, int]] = Counter()
+    if not is_preview:
         for item, stims, kind_, _, _ in planned:
             if kind_ == ItemKind.regular.value:
                 votes.update((item.id, st.id) for st in stims)
-        _add_votes(test.id, votes, kept)
-    return trial_ids
+    return TrialPlan(trials, stimuli, votes)
 
 
 def _least_filled_pair(stims: list[StimulusRef], counts: Counter[tuple[int, int]],

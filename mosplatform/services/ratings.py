@@ -12,7 +12,6 @@ unique constraint on (participant, stimulus, question) is the last line of defen
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import threading
 from collections.abc import Callable, Iterator
@@ -39,7 +38,7 @@ from ..models import (
 )
 from . import lookup
 from .journey import TrialPage, trial_after
-from .rawread import RawWrite
+from .rawread import RawWrite, json_rows, json_rows_source
 from .testinfo import QuestionInfo, test_info
 
 EVENT_KINDS = {"play", "pause", "switch", "loop", "seek", "page_load", "heard", "ended",
@@ -395,7 +394,7 @@ class _OneStatement:
 
     def __init__(self) -> None:
         self._update = RawWrite(_COMPLETE.returning(_TRIAL.id))
-        self._sql: dict[tuple[Any, ...], tuple[str, list[list[tuple[str, str]]]]] = {}
+        self._sql: dict[tuple[Any, ...], tuple[str, list[tuple[list[str], list[str]]]]] = {}
         self._lock = threading.Lock()
 
     def prepare(self, dialect: Any, complete: dict[str, Any],
@@ -411,36 +410,25 @@ class _OneStatement:
             with self._lock:
                 self._sql[key] = built
         sql, names = built
-        for i, ((_, rows), columns) in enumerate(zip(present, names, strict=True)):
-            params[f"rows{i}"] = json.dumps(
-                [{name: row[key] for key, name in columns} for row in rows],
-                default=_json_value, allow_nan=False)
+        for i, ((_, rows), (keys, columns)) in enumerate(zip(present, names, strict=True)):
+            params[f"rows{i}"] = json_rows(rows, keys, columns)
         return sql, params
 
     @staticmethod
     def _build(dialect: Any, update_sql: str, present: list[tuple[Any, list[dict[str, Any]]]]
-               ) -> tuple[str, list[list[tuple[str, str]]]]:
+               ) -> tuple[str, list[tuple[list[str], list[str]]]]:
         quote = dialect.identifier_preparer
         parts = [f"done AS ({update_sql})"]
         names = []
         for i, (statement, rows) in enumerate(present):
             table = statement.table
-            columns = [table.c[key] for key in rows[0]]
-            listed = ", ".join(quote.quote(c.name) for c in columns)
-            typed = ", ".join(f"{quote.quote(c.name)} {c.type.compile(dialect=dialect)}"
-                              for c in columns)
+            keys = list(rows[0])
+            listed = ", ".join(quote.quote(table.c[k].name) for k in keys)
             parts.append(f"i{i} AS (INSERT INTO {quote.format_table(table)} ({listed})"
-                         f" SELECT x.* FROM done, json_to_recordset(%(rows{i})s::json)"
-                         f" AS x({typed}))")
-            names.append([(key, table.c[key].name) for key in rows[0]])
+                         f" SELECT x.* FROM done, "
+                         f"{json_rows_source(dialect, table, keys, f'rows{i}')})")
+            names.append((keys, [table.c[k].name for k in keys]))
         return "WITH " + ", ".join(parts) + " SELECT count(*) FROM done", names
-
-
-def _json_value(value: Any) -> Any:
-    """JSON for the values :func:`json.dumps` does not know (timestamps)."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot store {type(value).__name__} through JSON")
 
 
 _ONE_STATEMENT = _OneStatement()

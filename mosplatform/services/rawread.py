@@ -15,18 +15,23 @@ Only for SELECTs with plain (non-expanding) parameters. Errors are the driver's 
 
 :class:`RawWrite` gives the SQL and parameters of an INSERT or UPDATE for a caller to
 send itself: the answer to a trial builds its one statement on PostgreSQL around one
-(:mod:`mosplatform.services.ratings`).
+(:mod:`mosplatform.services.ratings`), and so does an arrival
+(:mod:`mosplatform.services.assignment`). :func:`json_rows_source` and
+:func:`json_rows` give such a statement many rows of a table through one JSON
+parameter.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import namedtuple
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, Table
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -138,3 +143,52 @@ class RawSelect(_Prebuilt):
         """The first row, or None."""
         rows = self.rows(conn, params)
         return rows[0] if rows else None
+
+
+def json_rows_source(dialect: Dialect, table: Table, keys: Sequence[str], param: str,
+                     alias: str = "x") -> str:
+    """PostgreSQL: a FROM item that turns the JSON parameter ``param`` into rows of
+    ``table``'s columns ``keys``, each value of its column's type.
+
+    ``json_to_recordset(%(param)s::json) AS alias(col type, ...)``: one JSON text
+    (:func:`json_rows`) for many rows costs the driver far less than one array per
+    column, whose elements psycopg dumps one by one in Python.
+
+    Parameters
+    ----------
+    dialect : Dialect
+        The PostgreSQL dialect (for quoting and type names).
+    table : Table
+        Whose columns the rows hold.
+    keys : sequence of str
+        Column keys, in the order of the record's fields.
+    param : str
+        The parameter's name (psycopg's named style).
+    alias : str
+        The FROM item's name.
+
+    Returns
+    -------
+    str
+        SQL.
+    """
+    quote = dialect.identifier_preparer
+    typed = ", ".join(f"{quote.quote(table.c[k].name)} {table.c[k].type.compile(dialect=dialect)}"
+                      for k in keys)
+    return f"json_to_recordset(%({param})s::json) AS {alias}({typed})"
+
+
+def json_rows(rows: Sequence[Mapping[str, Any]], keys: Sequence[str],
+              names: Sequence[str] | None = None) -> str:
+    """The JSON parameter of :func:`json_rows_source`: ``rows``' values of ``keys``,
+    named ``names`` (default: the keys), timestamps in ISO 8601."""
+    names = names or keys
+    return json.dumps([{name: row[key] for key, name in zip(keys, names, strict=True)}
+                       for row in rows], default=_json_value, allow_nan=False)
+
+
+def _json_value(value: Any) -> Any:
+    """JSON for the values :func:`json.dumps` does not know (timestamps)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} through JSON")

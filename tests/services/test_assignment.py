@@ -134,3 +134,45 @@ def test_same_external_id_twice_gives_one_participant(acr_test):
     assert again.id == first.id
     n = db.session.scalar(select(func.count()).select_from(Participant))
     assert n == 1
+
+
+def test_stored_mushra_trials_are_the_plan_of_the_seed(mushra_test):
+    _check_stored_plan(mushra_test)
+
+
+def test_stored_acr_trials_are_the_plan_of_the_seed(acr_test):
+    _check_stored_plan(acr_test)
+
+
+def _check_stored_plan(test):  # type: ignore[no-untyped-def]
+    """What an arrival stores (one statement on PostgreSQL, ORM and Core inserts
+    elsewhere) is exactly the plan its seed gives: trials, stimuli and their order."""
+    from mosplatform.services.assignment import plan_trials
+
+    p = admit_participant(test, Arrival(external_id="planned"))
+    plan = plan_trials(test, p.seed, False, Counter())  # the first arrival: no votes yet
+    stored = [{"item_id": t.item_id, "position": t.position, "kind": t.kind, "seed": t.seed,
+               "flipped": t.flipped} for t in p.trials]
+    assert stored == plan.trials
+    stored_stimuli = sorted((t.position, ts.position, ts.stimulus_id)
+                            for t in p.trials for ts in t.stimuli)
+    assert stored_stimuli == sorted((s["trial"], s["position"], s["stimulus_id"])
+                                    for s in plan.stimuli)
+    assert all(ts.token for t in p.trials for ts in t.stimuli)
+
+
+def test_admitted_participant_holds_what_was_stored(acr_test):
+    """The participant an arrival returns (on PostgreSQL built from the values it
+    wrote, not read back) has every column as a fresh read gives it."""
+    from mosplatform.models import Participant
+
+    p = admit_participant(acr_test, Arrival(external_id="w-9", study_id="s", session_id="x",
+                                            language="ja", user_agent="UA"))
+    columns = [c.key for c in Participant.__table__.columns]
+    returned = {k: getattr(p, k) for k in columns}
+    db.session.expire_all()
+    fresh = db.session.get(Participant, p.id)
+    assert returned == {k: getattr(fresh, k) for k in columns}
+    assert returned["stage"] == "welcome" and returned["status"] == "started"
+    assert returned["started_at"] is not None and returned["screening"] == {}
+    assert p.test.public_id == acr_test.public_id
