@@ -130,17 +130,20 @@ def arrive(public_id: str):  # type: ignore[no-untyped-def]
     external_id = next((request.args[k] for k in EXTERNAL_ID_PARAMS if request.args.get(k)), None)
     if external_id is not None:
         external_id = external_id[:128]
-    existing = find_participant(test, external_id)
-    if existing is not None:
-        remember(existing)
-        return redirect(stage_url(existing))
     languages = test_info(test).definition.get("languages", ["en"])
     lang = i18n.pick_language(languages, request.args.get("lang"),
                               request.headers.get("Accept-Language"))
     g.lang = lang
     if test.status != TestStatus.open.value:
+        existing = find_participant(test, external_id)
+        if existing is not None:  # a returning participant goes on where they were
+            remember(existing)
+            return redirect(stage_url(existing))
         return render_template("participant/error.html", test_name=test.name, lang=lang,
                                message=i18n.translate("test_not_open", lang)), 403
+    # A crowd worker who arrived before with this external id gets their participation
+    # back from admit_participant (the unique id refuses a second one): no lookup
+    # first on every arrival.
     try:
         participant = admit_participant(test, Arrival(
             external_id=external_id,

@@ -100,7 +100,9 @@ def admit_participant(test: Test, arrival: Arrival) -> Participant:
     Returns
     -------
     Participant
-        Committed, with trials assigned.
+        Committed, with trials assigned; or, when a participant of this test arrived
+        before with the same external id (the unique id refuses a second one), that
+        participant.
 
     Raises
     ------

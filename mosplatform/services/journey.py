@@ -94,7 +94,10 @@ def progress(participant: Participant | lookup.ParticipantRef,
     when the caller has them already; ``answered`` is the position of one of them
     answered since they were read.
     """
-    if trials is None:
+    counted = getattr(participant, "trial_counts", None)
+    if trials is None and counted is not None:  # read with the participant
+        total_trials, done_trials = counted
+    elif trials is None:
         total_trials, done_trials = lookup.trial_counts(participant.id)
     else:
         total_trials = len(trials)

@@ -49,6 +49,8 @@ class ParticipantRef:
     external_id: str | None = None
     completion_code: str | None = None
     finished: bool = False  # finished_at is set
+    # (trials, answered trials) when read with the participant (:func:`participant_ref`)
+    trial_counts: tuple[int, int] | None = None
 
 
 _PARTICIPANT_COLUMNS = (
@@ -58,8 +60,13 @@ _PARTICIPANT_COLUMNS = (
     Participant.finished_at.is_not(None).label("finished"),
     Test.id.label("test_id"), Test.public_id, Test.name, Test.kind,
     Test.status.label("test_status"))
+_COUNTED = aliased(Trial)
 _PARTICIPANT = (
-    select(*_PARTICIPANT_COLUMNS)
+    select(*_PARTICIPANT_COLUMNS,
+           *(select(func.count(column)).where(_COUNTED.participant_id == Participant.id)
+             .correlate_except(_COUNTED).scalar_subquery().label(name)
+             for column, name in ((_COUNTED.id, "trial_total"),
+                                  (_COUNTED.completed_at, "trial_done"))))
     .join(Test, Test.id == Participant.test_id)
     .where(Participant.token == bindparam("token"))
 )
@@ -165,7 +172,8 @@ def connection() -> Connection:
 
 
 def participant_ref(token: str) -> ParticipantRef | None:
-    """The participant of ``token`` and its test, or None."""
+    """The participant of ``token`` and its test, with how many trials it has and has
+    answered (read by the same statement), or None."""
     row = _RAW_PARTICIPANT.first(connection(), {"token": token})
     return None if row is None else _ref(row)
 
@@ -215,7 +223,9 @@ def _ref(row: Any) -> ParticipantRef:
         test=TestRef(id=row.test_id, public_id=row.public_id, name=row.name, kind=row.kind,
                      status=row.test_status),
         external_id=row.external_id, completion_code=row.completion_code,
-        finished=bool(row.finished))
+        finished=bool(row.finished),
+        trial_counts=(int(row.trial_total), int(row.trial_done))
+        if hasattr(row, "trial_total") else None)
 
 
 def trials_of(participant_id: int) -> list[Any]:

@@ -203,6 +203,25 @@ def test_closed_test_link_is_refused(client, tmp_path, audio_dirs):
     assert client.get("/t/does-not-exist").status_code == 404
 
 
+def test_returning_crowd_worker_gets_their_participation_back(app, client, tmp_path,
+                                                             audio_dirs):
+    """The same external id from another browser resumes the same participant (the
+    arrival refuses a second one), on an open test and after it closed."""
+    test = _make(tmp_path, audio_dirs, ACR_YAML)
+    r = _walk_to_trials(client, test.public_id, "?PROLIFIC_PID=back1")
+    token = r.request.path.split("/")[2]
+    other = app.test_client()
+    r = other.get(f"/t/{test.public_id}?PROLIFIC_PID=back1")
+    assert r.status_code == 302 and r.location.endswith(f"/p/{token}/trial/1")
+    assert db.session.scalar(select(func.count()).select_from(Participant)) == 1
+    test.status = "closed"
+    db.session.commit()
+    r = app.test_client().get(f"/t/{test.public_id}?PROLIFIC_PID=back1")
+    assert r.status_code == 302 and r.location.endswith(f"/p/{token}/trial/1")
+    assert app.test_client().get(f"/t/{test.public_id}?PROLIFIC_PID=new").status_code == 403
+    assert db.session.scalar(select(func.count()).select_from(Participant)) == 1
+
+
 def test_last_answer_moves_on_to_the_questionnaire(client, tmp_path, audio_dirs):
     extra = "questionnaire:\n  - {{key: age, label: Age, type: number, required: true}}\n"
     test = _make(tmp_path, audio_dirs, ACR_YAML, extra)
