@@ -201,6 +201,7 @@ def run_scenario(number: int, args: argparse.Namespace) -> dict[str, Any]:
             t_first = time.monotonic()
             cfg = SimConfig(servers=[("127.0.0.1", s.port) for s in servers],
                             public_id=public_id, duration=d, think_s=args.think,
+                            rate=args.rate,
                             hostile_share=0.2 if number == 5 else 0.0, ramp_s=args.ramp,
                             run_tag=f"s{number}-{secrets.token_hex(3)}")
             sim = Simulator(cfg, stats, ledger, seed=number)
@@ -230,6 +231,7 @@ def run_scenario(number: int, args: argparse.Namespace) -> dict[str, Any]:
         ratings = summary.get(RATINGS, {})
         result.update({
             "duration_s": round(end - start, 1), "slots": args.slots, "think_s": args.think,
+            "offered_per_s": args.rate,
             "arrival_s": round(start - t_first, 1),
             "arrivals_per_s": round(args.slots / max(start - t_first, 1e-9), 1),
             "arrival_endpoints": arrival_summary,
@@ -299,6 +301,10 @@ def hot_functions(collapsed: Path, top: int = 12) -> list[tuple[str, float]]:
     return [(k, round(v / total, 3)) for k, v in inclusive.most_common(top)] if total else []
 
 
+GOAL_PER_S = 300  # issue 8: rating submissions per second, sustained ...
+GOAL_P99_MS = 250  # ... with the ratings' p99 under this
+
+
 def close_test(db_url: str, public_id: str) -> None:
     from sqlalchemy import create_engine, text
 
@@ -314,8 +320,10 @@ def print_result(r: dict[str, Any]) -> None:
     print(f"    arrival phase: {r['slots']} participants reached a trial in {r['arrival_s']} s "
           f"({r['arrivals_per_s']}/s); GET /t/<id> p50 {link.get('p50_ms', 0):.0f} ms, "
           f"p99 {link.get('p99_ms', 0):.0f} ms")
-    print(f"    measured: {r['duration_s']} s, {r['slots']} concurrent participants, think "
-          f"{r['think_s']} s; started {r['participants_started']}, finished "
+    pace = (f"paced to offer {r['offered_per_s']} ratings/s" if r.get("offered_per_s")
+            else f"think {r['think_s']} s")
+    print(f"    measured: {r['duration_s']} s, {r['slots']} concurrent participants, {pace}"
+          f"; started {r['participants_started']}, finished "
           f"{r['participants_finished']}, gave up {r['gave_up']}")
     print(f"    {'endpoint':34s} {'count':>7s} {'err':>5s} {'conn':>5s} {'/s':>7s} "
           f"{'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s}")
@@ -333,6 +341,10 @@ def print_result(r: dict[str, Any]) -> None:
     print(f"    rating submissions/s: {r['ratings_per_s']} (slowest second "
           f"{r['ratings_per_s_min_1s']}); {r['ratings_vs_anchor']} x anchor "
           f"({r['anchor_healthz_per_s']} /healthz per s)")
+    p99 = r["endpoints"].get(RATINGS, {}).get("p99_ms", float("inf"))
+    met = r["ratings_per_s"] >= GOAL_PER_S and p99 < GOAL_P99_MS
+    print(f"    goal (>= {GOAL_PER_S}/s with ratings p99 < {GOAL_P99_MS} ms): "
+          f"{'met' if met else 'not met'}")
     db = r["db"]
     print(f"    DB: acked trials {db['acked_trials']} ({db['acked_ratings']} ratings), stored "
           f"{db['stored_ratings']}, lost {db['lost']}, duplicated {db['duplicated']}, stored "
@@ -366,7 +378,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
             f"{'; '.join(r['faults']) or '-'} |")
     lines += ["", "Per endpoint (measured window):", ""]
     for r in results:
-        lines += [f"Scenario {r['scenario']} ({r['name']}), anchor GET /healthz "
+        pace = (f"paced to offer {r['offered_per_s']} ratings/s" if r.get("offered_per_s")
+                else f"think {r.get('think_s')} s")
+        lines += [f"Scenario {r['scenario']} ({r['name']}, {pace}), anchor GET /healthz "
                   f"{r['anchor_healthz_per_s']}/s:", "",
                   "| endpoint | count | 4xx/5xx | conn. failures | /s | p50 ms | p95 ms | p99 ms |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -389,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds measured once every participant has arrived")
     parser.add_argument("--think", type=float, default=1.2,
                         help="mean listening time per trial, seconds")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="paced mode: the participants together offer this many rating "
+                             "submissions per second (each answers every slots/rate s on "
+                             "average, its requests' time included) instead of thinking "
+                             "--think s per trial")
     parser.add_argument("--trials", type=int, default=10, help="trials per participant")
     parser.add_argument("--workers", type=int, default=None,
                         help="gunicorn workers per server (default 4 alone, 2 when two)")

@@ -111,6 +111,13 @@ class SimConfig:
     public_id: str
     duration: float  # seconds of measurement once every slot has reached a trial
     think_s: float = 1.2  # mean "listening" time per trial
+    # Paced mode: offer this many rating submissions per second in all (None: think
+    # ``think_s`` per trial however long the requests took). Each participant then
+    # answers a trial a mean of ``slots / rate`` seconds after the previous answer
+    # (from 0.5 to 1.5 times that, at random); the time its requests took counts
+    # towards it, so slow answers do not lower the load offered until a participant
+    # has no listening time left.
+    rate: float | None = None
     hostile_share: float = 0.0  # share of participants that misbehave (scenario 5)
     max_attempts: int = 30  # per request, with backoff, across servers
     max_request_s: float = 120.0  # a logical request (with its retries) gives up after this
@@ -286,6 +293,7 @@ class Simulator:
                     ) -> tuple[str | None, dict[str, Any] | None]:
         """Answer one trial; returns the next page's path (None: stop) and the next
         trial's config when the answer brought it."""
+        began = time.monotonic()
         urls = [s["url"] for s in config["stimuli"]]
         if config.get("reference"):
             urls.append(config["reference"]["url"])
@@ -301,7 +309,7 @@ class Simulator:
                                    {"If-None-Match": etags[0]})
             if resp.status != 304:
                 self.ledger.anomalies.append(("media revalidation", resp.status, urls[0]))
-        await asyncio.sleep(self.cfg.think_s * (0.5 + self.rng.random()))
+        await asyncio.sleep(self.listening_s(began))
         csrf = config["csrf_token"]
         json_headers = {"Content-Type": "application/json", "X-CSRFToken": csrf}
         now = int(time.time() * 1000)
@@ -364,6 +372,14 @@ class Simulator:
             self.pending_after_close.append((browser, server_ix[0], config))
             return None, None
         return urlsplit(next_url).path, answer.get("next_config")
+
+    def listening_s(self, began: float) -> float:
+        """How long to "listen" before answering a trial whose page came at ``began``."""
+        jitter = 0.5 + self.rng.random()
+        if self.cfg.rate is None:
+            return self.cfg.think_s * jitter
+        interval = max(self.slots, 1) / self.cfg.rate * jitter
+        return max(0.0, began + interval - time.monotonic())
 
     async def misbehave_before(self, browser: Browser, server_ix: list[int],
                                config: dict[str, Any], headers: dict[str, str],
