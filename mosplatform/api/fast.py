@@ -5,10 +5,12 @@ Serves an answer whose checks all pass the way the Flask view
 (:func:`mosplatform.api.views.submit_trial_view`) makes them: a JSON object within the
 size limit, a valid CSRF token of this browser session, the participant bound to
 that session. The answer itself is :func:`mosplatform.api.views.answer_trial`, as in
-the view, with the same database session set-up and the same response headers and
-compression. A refused answer (any :class:`~mosplatform.services.ratings.RatingError`)
-is rolled back and left to the view, which refuses it with its own message; so is
-every request that fails a check here.
+the view, with the same response headers and compression; its statements run on a
+pooled connection of their own instead of the ORM session's
+(:func:`mosplatform.services.lookup.bound_connection`). A refused answer (any
+:class:`~mosplatform.services.ratings.RatingError`) is rolled back and left to the
+view, which refuses it with its own message; so is every request that fails a check
+here.
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.http import parse_options_header
 from werkzeug.routing import MapAdapter
 
-from ..participant import keep_loaded_rows
 from ..security import default_headers, gzipped
-from ..services.lookup import answer_read
+from ..services.lookup import answer_read, bound_connection
 from ..services.ratings import RatingError
 from .views import MAX_TRIAL_NUMBER, answer_trial
 
@@ -72,15 +73,15 @@ def serve_answer(fast: FastPaths, environ: dict[str, Any], token: str, number: i
         return None
     if not 1 <= number <= MAX_TRIAL_NUMBER:  # answer_trial's bound, before the read
         return None
-    with app.app_context():
-        keep_loaded_rows()
+    # Its statements run on a pooled connection of their own, not the ORM session's
+    # (lookup.bound_connection); leaving the block with nothing committed (a refusal,
+    # an error) rolls back, and the view answers.
+    with app.app_context(), bound_connection(fast.engine):
         read = answer_read(token, number - 1)
         if read is None or owned.get(read.participant.test.public_id) != token:
             return None
         participant = read.participant
         g.lang = participant.language
-        # On a refusal or an error, leaving the application context rolls the session
-        # back (Flask-SQLAlchemy's teardown), and the view answers.
         try:
             out, status = answer_trial(participant, number, body,
                                        environ.get("HTTP_IDEMPOTENCY_KEY"),

@@ -61,7 +61,7 @@ def _write(participant: Participant | lookup.ParticipantRef, statement: Any,
     """Run ``statement`` (one UPDATE of the participant's row) and commit; a loaded
     ``Participant`` reads the ``written`` columns again when next used."""
     lookup.connection().execute(statement, params)
-    db.session.commit()
+    lookup.commit()
     if isinstance(participant, Participant):
         db.session.expire(participant, written)
 

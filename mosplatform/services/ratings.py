@@ -194,9 +194,10 @@ def _prior(participant: Participant | lookup.ParticipantRef,
     """The stored answer to an earlier request with this key, if any."""
     if not idempotency_key:
         return None
-    prior = db.session.execute(select(IdempotencyRecord).where(
-        IdempotencyRecord.participant_id == participant.id,
-        IdempotencyRecord.key == idempotency_key)).scalar_one_or_none()
+    prior = lookup.connection().execute(
+        select(IdempotencyRecord.status_code, IdempotencyRecord.response).where(
+            IdempotencyRecord.participant_id == participant.id,
+            IdempotencyRecord.key == idempotency_key)).first()
     return None if prior is None else Outcome(prior.status_code, prior.response)
 
 
@@ -320,7 +321,7 @@ def _submit(participant: Participant | lookup.ParticipantRef, position: int, pay
         _store(conn, complete, inserts)
     except (IntegrityError, _Raced, *_driver_integrity_errors(conn)):
         # A concurrent retry won the race: answer as it was answered.
-        db.session.rollback()
+        lookup.rollback()
         replay = _prior(participant, idempotency_key)
         if replay is not None:
             return replace(replay, next_page=next_page)
@@ -364,7 +365,7 @@ def _store(conn: Connection, complete: dict[str, Any],
             completed = cursor.fetchone()[0]
         if not dbapi.autocommit:  # a session that did not defer its transaction
             dbapi.commit()
-        db.session.commit()  # the session's transaction ends (nothing left to send)
+        lookup.commit()  # the session's transaction ends (nothing left to send)
         if completed != 1:
             raise _Raced()
         return
@@ -374,7 +375,7 @@ def _store(conn: Connection, complete: dict[str, Any],
         for statement, rows in inserts:
             if rows:  # one statement for all rows
                 conn.execute(statement, rows)
-        db.session.commit()
+        lookup.commit()
 
 
 class _OneStatement:
@@ -469,7 +470,9 @@ def _resubmission(store: bool, trial_id: int, rows: list[tuple[int, int, float, 
         return Outcome(200, replayed)
     stored = {
         (r.stimulus_id, r.question_id): r.score
-        for r in db.session.execute(select(Rating).where(Rating.trial_id == trial_id)).scalars()
+        for r in lookup.connection().execute(
+            select(Rating.stimulus_id, Rating.question_id, Rating.score)
+            .where(Rating.trial_id == trial_id))
     }
     wanted = {(s, q): score for s, q, score, _ in rows}
     if stored == wanted:

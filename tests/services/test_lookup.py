@@ -71,3 +71,34 @@ def test_answer_read_of_a_participant_with_stimuli_elsewhere(acr_test, position)
     assert [t.position for t in read.trials] == [t.position for t in p.trials]
     wanted = {t.id for t in p.trials if t.position in (position, 1 if position == 0 else 0)}
     assert set(read.stimuli) == wanted
+
+
+def test_bound_connection_keeps_its_own_work(acr_test):
+    """Inside bound_connection the services run on that connection: commit keeps
+    their writes, rollback and leaving the block without a commit drop them, and the
+    ORM session is not used."""
+    from sqlalchemy import text
+
+    from mosplatform.extensions import db
+
+    p = admit_participant(acr_test, Arrival(external_id="bound"))
+    db.session.commit()
+    stage = text("UPDATE participant SET stage = :s WHERE id = :i")
+
+    def stored() -> str:
+        with db.engine.connect() as other:
+            return other.execute(text("SELECT stage FROM participant WHERE id = :i"),
+                                 {"i": p.id}).scalar_one()
+
+    with lookup.bound_connection(db.engine) as conn:
+        assert lookup.connection() is conn
+        assert lookup.participant_ref(p.token).id == p.id  # reads on it
+        conn.execute(stage, {"s": "instructions", "i": p.id})
+        lookup.rollback()
+        assert stored() == "welcome"
+        conn.execute(stage, {"s": "instructions", "i": p.id})
+        lookup.commit()
+        assert stored() == "instructions"
+        conn.execute(stage, {"s": "trials", "i": p.id})  # never committed
+    assert stored() == "instructions"
+    assert lookup.connection() is db.session.connection()
