@@ -1,26 +1,31 @@
-"""The two requests a listening test serves most, answered without Flask's machinery.
+"""The requests a listening test serves most, answered without Flask's machinery.
 
-Every trial downloads its stimuli and posts its answer. Under gunicorn, Flask's
-request and application contexts, routing, session copy, response object and hooks
-cost as much as these requests' own work (an indexed read and a ``sendfile``; the
-answer's few statements). :class:`FastPaths` wraps the WSGI application and answers
-the plain cases of those two requests itself, with the same services, checks and
-response headers as the Flask views (``tests/test_fastpath.py`` compares them):
+Every trial downloads its stimuli and posts its answer, and every participant loads
+each page of the journey once. Under gunicorn, Flask's request and application
+contexts, routing, session copy, response object and hooks cost as much as these
+requests' own work (an indexed read and a ``sendfile``; the answer's few
+statements; a page's read and template). :class:`FastPaths` wraps the WSGI
+application and answers the plain cases of those requests itself, with the same
+services, checks and response headers as the Flask views
+(``tests/test_fastpath.py`` compares them):
 
 * ``GET /media/<token>`` (:func:`mosplatform.media.fast.serve_media`);
-* ``POST /api/p/<token>/trial/<n>/ratings`` (:func:`mosplatform.api.fast.serve_answer`).
+* ``POST /api/p/<token>/trial/<n>/ratings`` (:func:`mosplatform.api.fast.serve_answer`);
+* ``GET`` and ``POST /p/<token>/welcome`` and ``/instructions``, ``GET
+  /p/<token>/trial/<n>`` and ``/done`` (:func:`mosplatform.participant.fast.serve_page`).
 
 Everything else goes to the Flask application unchanged: other routes, and of these
-two every refusal, ``Range`` and other conditional requests, ``HEAD``, a query
-string, a body that is not a JSON object within the size limit, a session cookie the
-fast path cannot read, and any error. The Flask view then answers as it always did,
-with its error pages and messages, so nothing the fast path skips can weaken a check.
-A body the fast path read is handed on intact. ``FAST_PATHS = False`` in the
-configuration turns it off. ``bench/load/request_cost.py`` measures the difference.
+every refusal, ``Range`` and other conditional requests, ``HEAD``, a query string, a
+body that is not a JSON object (a form, for a page) within the size limit, a
+session cookie the fast path cannot read or that the request would change, and any
+error. The Flask view then answers as it always did, with its error pages and
+messages, so nothing the fast path skips can weaken a check. A body the fast path
+read is handed on intact. ``FAST_PATHS = False`` in the configuration turns it off.
+``bench/load/request_cost.py`` measures the difference.
 """
-
 from __future__ import annotations
 
+import hmac
 import io
 import logging
 import re
@@ -29,7 +34,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
-from werkzeug.http import HTTP_STATUS_CODES, parse_cookie
+from itsdangerous import BadData, URLSafeTimedSerializer
+from werkzeug.http import HTTP_STATUS_CODES, parse_cookie, parse_options_header
+from werkzeug.routing import MapAdapter
 
 from .security import CONTROL_CHARS
 from .sessions import RememberingSessionInterface
@@ -41,9 +48,12 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 # (status code, headers, body) of a response the fast path gives.
 Reply = tuple[int, list[tuple[str, str]], Iterable[bytes]]
 
+CSRF_SALT = "wtf-csrf-token"  # Flask-WTF's
 MAX_REMEMBERED = 20_000
 _MEDIA = "/media/"
 _ANSWER = re.compile(r"/api/p/([^/]{1,200})/trial/([0-9]{1,9})/ratings\Z")
+_PAGE = re.compile(r"/p/([^/]{1,200})/(welcome|instructions|done|trial/([0-9]{1,9}))\Z")
+_FORM = "application/x-www-form-urlencoded"
 
 
 def status_line(code: int) -> str:
@@ -107,6 +117,25 @@ class FastPaths:
             token = path[len(_MEDIA):]
             session = self.session_data(environ)
             return None if session is None else serve_media(self, environ, token, session)
+        if path.startswith("/p/") and method in ("GET", "POST"):
+            match = _PAGE.match(path)
+            if match is None:
+                return None
+            session = self.session_data(environ)
+            if session is None:
+                return None
+            body = None
+            if method == "POST":
+                if parse_options_header(environ.get("CONTENT_TYPE", ""))[0] != _FORM:
+                    return None
+                body = self._read_body(environ)
+                if body is None:
+                    return None
+            from .participant.fast import serve_page
+
+            number = match.group(3)
+            return serve_page(self, environ, match.group(1), match.group(2).split("/")[0],
+                              None if number is None else int(number), session, body)
         if method == "POST" and path.startswith("/api/p/"):
             match = _ANSWER.match(path)
             if match is None:
@@ -167,3 +196,51 @@ class FastPaths:
         body = b"".join(chunks)
         environ["wsgi.input"] = io.BytesIO(body)
         return body if size == 0 else None  # a short body is Flask's to refuse
+
+
+def fresh_csrf_token(fast: FastPaths, session: dict[str, Any], presented: Any) -> str | None:
+    """A CSRF token of this session for the next page if ``presented`` is a valid one
+    (the check of Flask-WTF's ``validate_csrf``), else None.
+
+    With a time limit the next page gets a new token (as Flask-WTF's
+    ``generate_csrf``). Without one (the default), a valid token stays valid: the
+    next page gets the same one, and the check is remembered per process.
+    """
+    config = fast.app.config
+    field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    secret = config.get("WTF_CSRF_SECRET_KEY", config.get("SECRET_KEY"))
+    limit = config.get("WTF_CSRF_TIME_LIMIT", 3600)
+    raw = session.get(field)
+    if not presented or not isinstance(presented, str) or not isinstance(raw, str) \
+            or not secret:
+        return None
+    key = (presented, raw, secret)
+    if limit is None and fast.remembered("csrf", key):
+        return presented
+    signer = URLSafeTimedSerializer(secret, salt=CSRF_SALT)
+    try:
+        signed = signer.loads(presented, max_age=limit)
+    except BadData:
+        return None
+    if not isinstance(signed, str) or not hmac.compare_digest(raw, signed):
+        return None
+    if limit is None:
+        fast.remember("csrf", key)
+        return presented
+    return str(signer.dumps(raw))
+
+
+def url_builder(fast: FastPaths, environ: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """``url(endpoint, **values)``: the path :func:`flask.url_for` gives in a request."""
+    script = environ.get("SCRIPT_NAME", "")
+    scheme = environ.get("wsgi.url_scheme", "http")
+    adapter: MapAdapter | None = fast.url_adapters.get((script, scheme))
+    if adapter is None:
+        adapter = fast.app.url_map.bind("localhost", script_name=script or "/",
+                                        url_scheme=scheme)
+        fast.url_adapters[(script, scheme)] = adapter
+
+    def url(endpoint: str, **values: Any) -> str:
+        return str(adapter.build(endpoint, values))
+
+    return url

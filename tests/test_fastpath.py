@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from typing import Any
 
 import pytest
 
+from sqlalchemy import select
+
 from mosplatform.extensions import db
 from mosplatform.models import Participant, TrialStimulus
 from tests.security import conftest as security
-from tests.security.conftest import snapshot, walk_to_trial
+from tests.security.conftest import CSRF_FIELD, Walker, snapshot, walk_to_trial
 
 # The security tests' fixtures: tests made from generated audio, walked participants.
 acr_test = security.acr_test
@@ -183,3 +186,123 @@ def test_csrf_is_checked_on_the_fast_path_too(csrf_app):
     following = resp.get_json()["next_config"]
     nxt = c.post_json(following["submit_url"], c.valid_ratings(), csrf=following["csrf_token"])
     assert nxt.status_code == 200
+
+
+PAGES = ("participant.welcome", "participant.instructions", "participant.trial",
+         "participant.done")
+_MASKS = (  # signed with the time they were made
+    (re.compile(r'(name="csrf_token" value=")[^"]+'), r"\1X"),
+    (re.compile(r'("csrf_token": ?")[^"]+'), r"\1X"),
+    (re.compile(r'("shown": ?")[^"]+'), r"\1X"),
+)
+
+
+@pytest.fixture
+def page_views(app, monkeypatch):  # type: ignore[no-untyped-def]
+    """Calls that reached the Flask views of the journey's pages, in all."""
+    calls = [0]
+    for endpoint in PAGES:
+        view = app.view_functions[endpoint]
+
+        def counted(*args: Any, _view=view, **kw: Any):  # type: ignore[no-untyped-def]
+            calls[0] += 1
+            return _view(*args, **kw)
+
+        monkeypatch.setitem(app.view_functions, endpoint, counted)
+    return calls
+
+
+def _page(client, method: str, url: str, headers: dict[str, str],  # type: ignore[no-untyped-def]
+          data: dict[str, str] | None = None, token: str = ""):
+    """Status, headers and body (tokens masked) of a page request."""
+    resp = client.open(url, method=method, headers=headers, data=data)
+    raw = resp.get_data()
+    if resp.headers.get("Content-Encoding") == "gzip":
+        raw = gzip.decompress(raw)
+    text = raw.decode()
+    for pattern, masked in _MASKS:
+        text = pattern.sub(masked, text)
+    headers_seen = sorted((k, v.replace(token, "TOKEN") if token else v)
+                          for k, v in resp.headers.items()
+                          if k not in ("Date", "Content-Length", "Set-Cookie"))
+    return resp.status_code, headers_seen, text.replace(token, "TOKEN") if token else text
+
+
+@pytest.mark.parametrize("accept_encoding", ["gzip", ""])
+def test_pages_answer_as_the_flask_views(app, acr_test, page_views, accept_encoding):
+    """Each page of the journey, through the fast path and through Flask: the same
+    status, headers and page (CSRF tokens and page stamps aside, which are signed with
+    the time), and the same stage afterwards."""
+    h = {"Accept-Encoding": accept_encoding}
+    a, b = app.test_client(), app.test_client()
+    ta, tb = (c.get(f"/t/{acr_test.public_id}?PROLIFIC_PID={pid}").location
+              .split("/p/")[1].split("/")[0] for c, pid in ((a, "fast-a"), (b, "fast-b")))
+
+    def both_get(url: str):  # type: ignore[no-untyped-def]
+        """A read-only page of participant a, fast and then through Flask."""
+        app.config["FAST_PATHS"] = True
+        fast = _page(a, "GET", url, h)
+        assert page_views[0] == 0, url
+        app.config["FAST_PATHS"] = False
+        flask = _page(a, "GET", url, h)
+        assert page_views[0] == 1, url
+        page_views[0] = 0
+        assert fast == flask, url
+        return fast
+
+    def both_post(stage: str, **form: str):  # type: ignore[no-untyped-def]
+        """A posted page: participant a through the fast path, b through Flask."""
+        got = []
+        for fast, client, token in ((True, a, ta), (False, b, tb)):
+            app.config["FAST_PATHS"] = fast
+            page = client.get(f"/p/{token}/{stage}").get_data(as_text=True)
+            page_views[0] = 0
+            csrf = CSRF_FIELD.search(page).group(1)
+            got.append(_page(client, "POST", f"/p/{token}/{stage}", h,
+                             {**form, "csrf_token": csrf}, token))
+            assert page_views[0] == (0 if fast else 1), stage
+            page_views[0] = 0
+        assert got[0] == got[1], stage
+        return got[0]
+
+    assert "consent" in both_get(f"/p/{ta}/welcome")[2]
+    assert both_post("welcome")[0] == 400  # consent missing: the page again
+    assert both_post("welcome", consent="yes")[0] == 302
+    both_get(f"/p/{ta}/instructions")
+    both_get(f"/p/{ta}/welcome")  # a later stage: on to it
+    status, headers, _ = both_post("instructions")
+    assert status == 302 and ("Location", "/p/TOKEN/trial/1") in headers
+    page = both_get(f"/p/{ta}/trial/1")
+    assert page[0] == 200 and "trial-config" in page[2]
+    assert (("Content-Encoding", "gzip") in page[1]) == (accept_encoding == "gzip")
+    assert both_get(f"/p/{ta}/trial/2")[0] == 302  # not yet due
+    walker = Walker(client=a, token=ta)
+    walker.refresh()
+    app.config["FAST_PATHS"] = True
+    while walker.config:
+        resp = walker.post_json(walker.config["submit_url"], walker.valid_ratings())
+        walker.config = resp.get_json().get("next_config") or {}
+    page_views[0] = 0
+    done = both_get(f"/p/{ta}/done")
+    assert done[0] == 200 and "completion-code" in done[2]
+    assert both_get(f"/p/{ta}/trial/1")[0] == 302  # answered: never asked again
+    stages = dict(db.session.execute(select(Participant.token, Participant.stage)).all())
+    assert stages[ta] == "done" and stages[tb] == "trials"
+
+
+def test_pages_left_to_flask(app, acr_test, page_views):
+    """Another browser, a forged or missing CSRF token, a finish still to record: the
+    Flask view answers (and refuses or binds as it always did)."""
+    a = app.test_client()
+    token = a.get(f"/t/{acr_test.public_id}").location.split("/p/")[1].split("/")[0]
+    app.config["FAST_PATHS"] = True
+    stranger = app.test_client()
+    stranger.get(f"/p/{token}/welcome")
+    assert page_views[0] == 1
+    for form in ({"consent": "yes", "csrf_token": "forged"}, {"consent": "yes"}):
+        page_views[0] = 0
+        a.post(f"/p/{token}/welcome", data=form)  # CSRF is off in this app: Flask takes it
+        assert page_views[0] == 1, form
+    page_views[0] = 0
+    a.post(f"/p/{token}/instructions", data="x", content_type="text/plain")
+    assert page_views[0] == 1

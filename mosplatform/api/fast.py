@@ -15,15 +15,13 @@ here.
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import TYPE_CHECKING, Any
 
 from flask import g
-from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.http import parse_options_header
-from werkzeug.routing import MapAdapter
 
+from ..fastpath import fresh_csrf_token, url_builder
 from ..security import default_headers, gzipped
 from ..services.lookup import answer_read, bound_connection
 from ..services.ratings import RatingError
@@ -31,9 +29,6 @@ from .views import MAX_TRIAL_NUMBER, answer_trial
 
 if TYPE_CHECKING:
     from ..fastpath import FastPaths, Reply
-
-_CSRF_SALT = "wtf-csrf-token"  # Flask-WTF's
-
 
 def serve_answer(fast: FastPaths, environ: dict[str, Any], token: str, number: int,
                  raw: bytes, session: dict[str, Any]) -> Reply | None:
@@ -67,7 +62,7 @@ def serve_answer(fast: FastPaths, environ: dict[str, Any], token: str, number: i
         return None
     if not isinstance(body, dict):
         return None
-    csrf_token = _fresh_csrf_token(fast, session,
+    csrf_token = fresh_csrf_token(fast, session,
                                    environ.get("HTTP_X_CSRFTOKEN") or body.get("csrf_token"))
     if csrf_token is None:
         return None
@@ -86,7 +81,7 @@ def serve_answer(fast: FastPaths, environ: dict[str, Any], token: str, number: i
             out, status = answer_trial(participant, number, body,
                                        environ.get("HTTP_IDEMPOTENCY_KEY"),
                                        secret=app.config["SECRET_KEY"],
-                                       url=_url_builder(fast, environ), csrf_token=csrf_token,
+                                       url=url_builder(fast, environ), csrf_token=csrf_token,
                                        read=read)
         except RatingError:
             return None
@@ -108,51 +103,3 @@ def _is_json(environ: dict[str, Any]) -> bool:
     mimetype = parse_options_header(environ.get("CONTENT_TYPE", ""))[0]
     return mimetype == "application/json" or (
         mimetype.startswith("application/") and mimetype.endswith("+json"))
-
-
-def _fresh_csrf_token(fast: FastPaths, session: dict[str, Any], presented: Any) -> str | None:
-    """A CSRF token of this session for the next page if ``presented`` is a valid one
-    (the check of Flask-WTF's ``validate_csrf``), else None.
-
-    With a time limit the next page gets a new token (as Flask-WTF's
-    ``generate_csrf``). Without one (the default), a valid token stays valid: the
-    next page gets the same one, and the check is remembered per process.
-    """
-    config = fast.app.config
-    field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    secret = config.get("WTF_CSRF_SECRET_KEY", config.get("SECRET_KEY"))
-    limit = config.get("WTF_CSRF_TIME_LIMIT", 3600)
-    raw = session.get(field)
-    if not presented or not isinstance(presented, str) or not isinstance(raw, str) \
-            or not secret:
-        return None
-    key = (presented, raw, secret)
-    if limit is None and fast.remembered("csrf", key):
-        return presented
-    signer = URLSafeTimedSerializer(secret, salt=_CSRF_SALT)
-    try:
-        signed = signer.loads(presented, max_age=limit)
-    except BadData:
-        return None
-    if not isinstance(signed, str) or not hmac.compare_digest(raw, signed):
-        return None
-    if limit is None:
-        fast.remember("csrf", key)
-        return presented
-    return str(signer.dumps(raw))
-
-
-def _url_builder(fast: FastPaths, environ: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """``url(endpoint, **values)``: the path :func:`flask.url_for` gives in a request."""
-    script = environ.get("SCRIPT_NAME", "")
-    scheme = environ.get("wsgi.url_scheme", "http")
-    adapter: MapAdapter | None = fast.url_adapters.get((script, scheme))
-    if adapter is None:
-        adapter = fast.app.url_map.bind("localhost", script_name=script or "/",
-                                        url_scheme=scheme)
-        fast.url_adapters[(script, scheme)] = adapter
-
-    def url(endpoint: str, **values: Any) -> str:
-        return str(adapter.build(endpoint, values))
-
-    return url

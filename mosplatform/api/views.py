@@ -23,7 +23,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import ValidationError
 
 from ..extensions import csrf, db
-from ..participant.views import UrlBuilder, current_tokens, load_ref, trial_page_config
+from ..participant.pages import UrlBuilder, trial_page_config
+from ..participant.views import current_tokens, load_ref
 from ..services import journey
 from ..services.journey import shown_time
 from ..services.lookup import AnswerRead, ParticipantRef

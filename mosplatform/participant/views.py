@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from flask import (
     abort,
-    current_app,
     g,
     redirect,
     render_template,
@@ -25,11 +21,8 @@ from ..models import Participant, Test, TestStatus
 from ..services import journey
 from ..services.assignment import Arrival, AssignmentError, admit_participant, find_participant
 from ..services.lookup import ParticipantRef, participant_ref
-from ..services.testinfo import test_info, text_in
-from . import bp
-
-# url(endpoint, **values) -> path, as flask.url_for
-UrlBuilder = Callable[..., str]
+from ..services.testinfo import test_info
+from . import bp, pages
 
 EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "workerId", "participant", "pid", "external_id")
 
@@ -43,6 +36,9 @@ def remember(participant: Participant | ParticipantRef) -> None:
     tokens[participant.test.public_id] = participant.token
     session["participants"] = tokens
     session.permanent = True
+    # The session's CSRF token too, in the cookie that is sent now anyway: the pages
+    # that follow then change nothing in the session (and the fast path can serve them).
+    generate_csrf()
 
 
 def current_tokens() -> set[str]:
@@ -78,36 +74,32 @@ def load_ref(token: str) -> ParticipantRef:
 
 
 def stage_url(participant: Participant | ParticipantRef, stage: str | None = None) -> str:
-    """The page of the participant's stage (``stage`` when it is known to have changed).
+    """The page of the participant's stage (see :func:`pages.stage_url`)."""
+    return pages.stage_url(participant, stage)
 
-    At the trials stage with every trial answered, the participant moves on first.
-    """
-    stage = stage or participant.stage
-    if stage == "trials":
-        trial = journey.first_open_trial(participant)
-        if trial is not None:
-            return url_for("participant.trial", token=participant.token,
-                           number=trial.position + 1)
-        stage = journey.leave_trials(participant, current=stage)
-    return url_for(f"participant.{stage}", token=participant.token)
+
+def _request() -> pages.Request:
+    """What the shared pages (:mod:`.pages`) need of this request."""
+    return pages.Request(method=request.method, path=request.path, csrf_token=generate_csrf,
+                         form=request.form)
+
+
+def _respond(page: pages.Page):  # type: ignore[no-untyped-def]
+    """Flask's response to a page's answer."""
+    if page.location is not None:
+        return redirect(page.location)
+    return render_template(page.template, **page.context), page.status
 
 
 def _page(template: str, participant: Participant | ParticipantRef,  # type: ignore[no-untyped-def]
           progress=None, **context):
-    return render_template(
-        template, test_name=participant.test.name, lang=participant.language,
-        progress=progress or journey.progress(participant), csrf_token=generate_csrf(),
-        form_action=request.path, **context)
+    return _respond(pages.render(template, participant, _request(), progress, **context))
 
 
 def _step(participant: Participant | ParticipantRef, stage: str):  # type: ignore[no-untyped-def]
     """On POST, advance past ``stage``; on GET of a later stage, go where the participant is."""
-    if journey.stage_index(participant.stage) < journey.stage_index(stage):
-        return redirect(stage_url(participant))
-    if request.method == "POST":
-        now = journey.advance(participant, journey.next_stage(participant.test, stage))
-        return redirect(stage_url(participant, now))
-    return None
+    page = pages.step(participant, stage, _request())
+    return None if page is None else _respond(page)
 
 
 # Prebuilt statements of every arrival.
@@ -162,33 +154,14 @@ def resume(token: str):  # type: ignore[no-untyped-def]
     return redirect(stage_url(load_participant(token)))
 
 
-def _description(participant: ParticipantRef) -> str:
-    desc = test_info(participant.test).definition.get("description") or ""
-    return text_in(desc, participant.language)
-
-
 @bp.route("/p/<token>/welcome", methods=["GET", "POST"])
 def welcome(token: str):  # type: ignore[no-untyped-def]
-    participant = load_ref(token)
-    if request.method == "POST" and not request.form.get("consent"):
-        return _page("participant/welcome.html", participant,
-                     description=_description(participant),
-                     message=i18n.translate("consent_required", participant.language)), 400
-    resp = _step(participant, "welcome")
-    if resp is not None:
-        return resp
-    return _page("participant/welcome.html", participant, description=_description(participant))
+    return _respond(pages.welcome(load_ref(token), _request()))
 
 
 @bp.route("/p/<token>/instructions", methods=["GET", "POST"])
 def instructions(token: str):  # type: ignore[no-untyped-def]
-    participant = load_ref(token)
-    resp = _step(participant, "instructions")
-    if resp is not None:
-        return resp
-    return _page("participant/instructions.html", participant,
-                 instructions=journey.instructions_text(participant.test, participant.language),
-                 kind=participant.test.kind)
+    return _respond(pages.instructions(load_ref(token), _request()))
 
 
 @bp.route("/p/<token>/calibration", methods=["GET", "POST"])
@@ -212,56 +185,7 @@ def calibration(token: str):  # type: ignore[no-untyped-def]
 @bp.get("/p/<token>/trial/<int:number>")
 def trial(token: str, number: int):  # type: ignore[no-untyped-def]
     # The hot path: plain rows, no ORM objects (see services.lookup).
-    participant = load_ref(token)
-    page = None
-    if participant.stage == "trials":
-        page = journey.current_trial_page(participant, number - 1)
-    if page is None:
-        # Answered trials are never asked again; later ones wait their turn.
-        return redirect(stage_url(participant))
-    config = trial_page_config(participant, page)
-    return _page(f"participant/trial_{participant.test.kind}.html", participant,
-                 progress=config["progress"], trial_config=config)
-
-
-def trial_page_config(participant: ParticipantRef, page: journey.TrialPage,
-                      with_strings: bool = True, *, url: UrlBuilder = url_for,
-                      csrf_token: str | None = None) -> dict[str, Any]:
-    """The configuration of a trial page, as embedded in it or sent with the answer to
-    the trial before it (then without the UI strings, which the page has already).
-
-    Parameters
-    ----------
-    participant : ParticipantRef
-        The participant the page is for.
-    page : journey.TrialPage
-        The trial to show.
-    with_strings : bool
-        Include the UI strings of the participant's language.
-    url : callable
-        ``url(endpoint, **values)`` (default :func:`flask.url_for`).
-    csrf_token : str, optional
-        The page's CSRF token (default: Flask-WTF's for this request).
-
-    Returns
-    -------
-    dict
-        JSON-ready; documented in ``templates/participant/trial_mushra.html``.
-    """
-    token = participant.token
-    config = journey.trial_config(
-        participant, page,
-        media_url=lambda t: url("media.stimulus", token=t),
-        submit_url=url("api.submit_trial", token=token, number=page.trial.position + 1),
-        events_url=url("api.events", token=token),
-        csrf_token=csrf_token or generate_csrf(),
-        strings=i18n.strings(participant.language) if with_strings else None)
-    config["next_url"] = url("participant.resume", token=token)
-    config["trial"] = page.trial.position
-    config["progress"] = journey.progress(participant, page.trials, page.answered)
-    # Read-only page: when it was shown travels with the answer (see journey.shown_stamp).
-    config["shown"] = journey.shown_stamp(page.trial.id, current_app.config["SECRET_KEY"])
-    return config
+    return _respond(pages.trial(load_ref(token), number, _request()))
 
 
 @bp.route("/p/<token>/questionnaire", methods=["GET", "POST"])
@@ -293,7 +217,5 @@ def done(token: str):  # type: ignore[no-untyped-def]
     if not ref.finished:
         participant = load_participant(token)
         journey.finish(participant)
-    return _page("participant/done.html", participant,
-                 completion_code=participant.completion_code,
-                 redirect_url=journey.completion_redirect(participant))
+    return _respond(pages.finished(participant, _request()))
 

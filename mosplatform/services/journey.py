@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from itsdangerous import BadSignature, Signer
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import bindparam, case, func
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
@@ -21,7 +21,6 @@ from ..models import (
     Participant,
     ParticipantStatus,
     Test,
-    Trial,
     utcnow,
 )
 from . import lookup
@@ -76,14 +75,6 @@ def next_stage(test: Test, stage: str) -> str:
         return next(s for s in stages if stage_index(s) > stage_index(stage))
     i = stages.index(stage)
     return stages[min(i + 1, len(stages) - 1)]
-
-
-def first_open_trial(participant: Participant | lookup.ParticipantRef) -> Trial | None:
-    """The first trial without an answer, or None when all are answered."""
-    return db.session.execute(
-        select(Trial).where(Trial.participant_id == participant.id,
-                            Trial.completed_at.is_(None)).order_by(Trial.position).limit(1)
-    ).scalar_one_or_none()
 
 
 def progress(participant: Participant | lookup.ParticipantRef,

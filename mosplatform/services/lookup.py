@@ -86,6 +86,11 @@ _TRIAL_COUNTS = (
     .where(Trial.participant_id == bindparam("participant_id"))
 )
 
+_FIRST_OPEN = (
+    select(func.min(Trial.position))
+    .where(Trial.participant_id == bindparam("participant_id"), Trial.completed_at.is_(None))
+)
+
 _STIMULUS_COLUMNS = (TrialStimulus.trial_id, TrialStimulus.position, TrialStimulus.token,
                      TrialStimulus.stimulus_id)
 # One statement for one trial and one for two (an answer reads its trial's and the
@@ -162,6 +167,7 @@ _MEDIA = (
 _RAW_PARTICIPANT = RawSelect(_PARTICIPANT)
 _RAW_TRIALS = RawSelect(_TRIALS)
 _RAW_TRIAL_COUNTS = RawSelect(_TRIAL_COUNTS)
+_RAW_FIRST_OPEN = RawSelect(_FIRST_OPEN)
 _RAW_STIMULI_OF_TRIAL = RawSelect(_STIMULI_OF_TRIAL)
 _RAW_STIMULI_OF_TWO_TRIALS = RawSelect(_STIMULI_OF_TWO_TRIALS)
 _RAW_MEDIA = RawSelect(_MEDIA)
@@ -298,6 +304,13 @@ def trial_counts(participant_id: int) -> tuple[int, int]:
     """How many trials a participant has, and how many of them are answered."""
     total, done = _RAW_TRIAL_COUNTS.rows(connection(), {"participant_id": participant_id})[0]
     return int(total), int(done)
+
+
+def first_open_position(participant_id: int) -> int | None:
+    """The position of a participant's first trial without an answer; None when every
+    trial is answered."""
+    (position,) = _RAW_FIRST_OPEN.rows(connection(), {"participant_id": participant_id})[0]
+    return None if position is None else int(position)
 
 
 def stimuli_of_trials(trial_ids: list[int]) -> dict[int, list[Any]]:
