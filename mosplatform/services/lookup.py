@@ -220,12 +220,19 @@ def bound_connection(engine: Engine) -> Iterator[Connection]:
 
 
 def commit() -> None:
-    """Commit the work of the participant services (see :func:`connection`)."""
+    """Commit the work of the participant services (see :func:`connection`).
+
+    A bound connection then reads without a transaction again: a read after the
+    commit would otherwise open one that only the pool's ROLLBACK ends, and on
+    PostgreSQL that ROLLBACK also drops every statement psycopg had prepared on the
+    connection (see :mod:`mosplatform.database`).
+    """
     bound = _BOUND.get()
     if bound is None:
         db.session.commit()
     elif bound.in_transaction():
         bound.commit()
+        defer_connection(bound)
 
 
 def rollback() -> None:
@@ -235,6 +242,7 @@ def rollback() -> None:
         db.session.rollback()
     elif bound.in_transaction():
         bound.rollback()
+        defer_connection(bound)
 
 
 def participant_ref(token: str) -> ParticipantRef | None:

@@ -99,6 +99,11 @@ def test_bound_connection_keeps_its_own_work(acr_test):
         conn.execute(stage, {"s": "instructions", "i": p.id})
         lookup.commit()
         assert stored() == "instructions"
+        if conn.dialect.name == "postgresql":
+            # A read after the commit opens no transaction (which only a ROLLBACK, and
+            # with it the loss of psycopg's prepared statements, would end).
+            assert lookup.participant_ref(p.token).stage == "instructions"
+            assert int(conn.connection.dbapi_connection.info.transaction_status) == 0
         conn.execute(stage, {"s": "trials", "i": p.id})  # never committed
     assert stored() == "instructions"
     assert lookup.connection() is db.session.connection()
