@@ -51,6 +51,8 @@ DEFAULT_PING_IDLE_S = 30.0
 _DEFERRED = "mosplatform.deferred_begin"  # connection-record flag
 _CHECKED_IN = "mosplatform.checked_in_at"  # connection-record time stamp
 _SESSION_FLAG = "mosplatform.defer_begin"  # Session.info flag
+# Execution option of a write that is the whole transaction (see single_statement).
+SINGLE_STATEMENT = "mosplatform_single_statement"
 # Row-locking clauses of a SELECT: the lock lasts until the transaction ends.
 _LOCKING = re.compile(r"\bFOR\s+(?:UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b", re.I)
 
@@ -131,7 +133,9 @@ def install(engine: Engine, config: Any) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def _before_write(conn: Any, cursor: Any, statement: str, parameters: Any,
                       context: Any, executemany: bool) -> None:
-        if conn.connection.info.get(_DEFERRED) and not is_plain_read(statement):
+        if conn.connection.info.get(_DEFERRED) and not is_plain_read(statement) \
+                and not (context is not None
+                         and context.execution_options.get(SINGLE_STATEMENT)):
             # The first write: from here on the connection is in a transaction again
             # (psycopg sends BEGIN before this statement).
             begin_writes(conn)
@@ -202,6 +206,22 @@ def defer_begin(session: Session) -> None:
 def _after_begin(session: Session, transaction: Any, connection: Any) -> None:
     if session.info.get(_SESSION_FLAG):
         defer_connection(connection)
+
+
+def single_statement() -> dict[str, bool]:
+    """Execution options of a write that is a transaction by itself.
+
+    On a connection that reads without a transaction (:func:`defer_begin`), such a
+    write runs alone in autocommit mode, atomic as any single statement, and the
+    caller's commit then sends nothing: one round trip where BEGIN, the statement and
+    COMMIT took three. Inside a transaction it is an ordinary statement of it.
+
+    Returns
+    -------
+    dict
+        For ``Connection.execute(..., execution_options=...)``.
+    """
+    return {SINGLE_STATEMENT: True}
 
 
 def begin_writes(connection: Any) -> None:

@@ -140,6 +140,34 @@ def test_deferred_begin_reads_outside_a_transaction(app) -> None:  # type: ignor
     db.session.remove()
 
 
+def test_single_statement_write_is_its_own_transaction(app) -> None:  # type: ignore[no-untyped-def]
+    """Outside a transaction, a write marked single_statement runs in autocommit (no
+    BEGIN, kept at once); inside one it belongs to that transaction."""
+    from mosplatform.database import single_statement
+    from mosplatform.extensions import db
+    from mosplatform.models import Test
+    from mosplatform.services.accounts import create_admin
+
+    owner = create_admin("owner", "correct horse battery")
+    db.session.add(Test(public_id="one", name="T", kind="acr", owner_id=owner.id,
+                        definition={}, settings={}))
+    db.session.commit()
+    db.session.remove()
+
+    session = db.session()
+    defer_begin(session)
+    session.execute(text("UPDATE test SET name = 'U'"), execution_options=single_statement())
+    assert _status(session) == IDLE  # no BEGIN: the statement committed by itself
+    session.rollback()
+    assert session.execute(select(Test.name)).scalar_one() == "U"
+    session.execute(text("UPDATE test SET status = 'closed'"))  # an ordinary write...
+    assert _status(session) == INTRANS
+    session.execute(text("UPDATE test SET name = 'V'"), execution_options=single_statement())
+    session.rollback()  # ... and the marked one with it, in its transaction
+    assert session.execute(select(Test.name, Test.status)).one() == ("U", "draft")
+    db.session.remove()
+
+
 def test_deferred_begin_locks_rows_in_a_transaction(app) -> None:  # type: ignore[no-untyped-def]
     from mosplatform.extensions import db
 

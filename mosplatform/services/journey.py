@@ -15,6 +15,7 @@ from itsdangerous import BadSignature, Signer
 from sqlalchemy import bindparam, case, func
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ..database import single_statement
 from ..extensions import db
 from ..models import (
     ItemKind,
@@ -58,8 +59,9 @@ _COL = Participant.__table__.c
 def _write(participant: Participant | lookup.ParticipantRef, statement: Any,
            params: dict[str, Any], written: list[str]) -> None:
     """Run ``statement`` (one UPDATE of the participant's row) and commit; a loaded
-    ``Participant`` reads the ``written`` columns again when next used."""
-    lookup.connection().execute(statement, params)
+    ``Participant`` reads the ``written`` columns again when next used. Outside a
+    transaction the statement is one by itself (no BEGIN and COMMIT on PostgreSQL)."""
+    lookup.connection().execute(statement, params, execution_options=single_statement())
     lookup.commit()
     if isinstance(participant, Participant):
         db.session.expire(participant, written)
