@@ -38,7 +38,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.http import HTTP_STATUS_CODES, parse_cookie, parse_options_header
 from werkzeug.routing import MapAdapter
 
-from .security import CONTROL_CHARS
+from .security import CONTROL_CHARS, default_headers, gzipped
 from .sessions import RememberingSessionInterface
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,45 @@ class FastPaths:
         body = b"".join(chunks)
         environ["wsgi.input"] = io.BytesIO(body)
         return body if size == 0 else None  # a short body is Flask's to refuse
+
+
+def reply(status: int, content_type: str, data: bytes, environ: dict[str, Any]) -> Reply:
+    """A response as the Flask views give it on a participant's path: compressed (a
+    2xx the client takes gzip for, see :func:`mosplatform.security.gzipped`), varying
+    with the session cookie, with the default security headers.
+
+    Parameters
+    ----------
+    status : int
+        The HTTP status.
+    content_type : str
+        The ``Content-Type`` header.
+    data : bytes
+        The body.
+    environ : dict
+        The WSGI environment of the request.
+
+    Returns
+    -------
+    tuple
+        (status, headers, body).
+    """
+    headers = [("Content-Type", content_type)]
+    packed = gzipped(data, environ.get("HTTP_ACCEPT_ENCODING", "")) \
+        if 200 <= status < 300 else None
+    if packed is not None:
+        data = packed
+        headers += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding, Cookie")]
+    else:
+        headers.append(("Vary", "Cookie"))
+    headers.append(("Content-Length", str(len(data))))
+    return status, with_default_headers(headers, environ.get("PATH_INFO", "")), [data]
+
+
+def with_default_headers(headers: list[tuple[str, str]], path: str) -> list[tuple[str, str]]:
+    """``headers`` and the defaults of ``path`` they do not set themselves."""
+    present = {name.lower() for name, _ in headers}
+    return headers + [(k, v) for k, v in default_headers(path) if k.lower() not in present]
 
 
 def fresh_csrf_token(fast: FastPaths, session: dict[str, Any], presented: Any) -> str | None:

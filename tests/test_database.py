@@ -114,7 +114,8 @@ def _status(session) -> int:  # type: ignore[no-untyped-def]
     return int(session.connection().connection.dbapi_connection.info.transaction_status)
 
 
-def test_deferred_begin_reads_outside_a_transaction(app) -> None:  # type: ignore[no-untyped-def]
+def _one_test() -> None:
+    """A draft test named "T", committed, and a fresh session."""
     from mosplatform.extensions import db
     from mosplatform.models import Test
     from mosplatform.services.accounts import create_admin
@@ -124,6 +125,13 @@ def test_deferred_begin_reads_outside_a_transaction(app) -> None:  # type: ignor
                         definition={}, settings={}))
     db.session.commit()
     db.session.remove()
+
+
+def test_deferred_begin_reads_outside_a_transaction(app) -> None:  # type: ignore[no-untyped-def]
+    from mosplatform.extensions import db
+    from mosplatform.models import Test
+
+    _one_test()
 
     session = db.session()
     defer_begin(session)
@@ -146,13 +154,8 @@ def test_single_statement_write_is_its_own_transaction(app) -> None:  # type: ig
     from mosplatform.database import single_statement
     from mosplatform.extensions import db
     from mosplatform.models import Test
-    from mosplatform.services.accounts import create_admin
 
-    owner = create_admin("owner", "correct horse battery")
-    db.session.add(Test(public_id="one", name="T", kind="acr", owner_id=owner.id,
-                        definition={}, settings={}))
-    db.session.commit()
-    db.session.remove()
+    _one_test()
 
     session = db.session()
     defer_begin(session)

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 from flask import g
 from werkzeug.http import parse_options_header
 
-from ..fastpath import fresh_csrf_token, url_builder
-from ..security import default_headers, gzipped
+from ..fastpath import fresh_csrf_token, reply, url_builder
 from ..services.lookup import answer_read, bound_connection
 from ..services.ratings import RatingError
 from .views import MAX_TRIAL_NUMBER, answer_trial
@@ -86,16 +85,7 @@ def serve_answer(fast: FastPaths, environ: dict[str, Any], token: str, number: i
         except RatingError:
             return None
     data = (app.json.dumps(out, separators=(",", ":")) + "\n").encode()
-    headers = [("Content-Type", "application/json")]
-    packed = gzipped(data, environ.get("HTTP_ACCEPT_ENCODING", ""))
-    if packed is not None:
-        data = packed
-        headers += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding, Cookie")]
-    else:
-        headers.append(("Vary", "Cookie"))
-    headers.append(("Content-Length", str(len(data))))
-    headers += default_headers(environ.get("PATH_INFO", ""))
-    return status, headers, [data]
+    return reply(status, "application/json", data, environ)
 
 
 def _is_json(environ: dict[str, Any]) -> bool:

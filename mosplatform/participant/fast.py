@@ -26,8 +26,7 @@ from flask import g
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.utils import redirect
 
-from ..fastpath import CSRF_SALT, fresh_csrf_token, url_builder
-from ..security import default_headers, gzipped
+from ..fastpath import CSRF_SALT, fresh_csrf_token, reply, url_builder, with_default_headers
 from ..services.lookup import bound_connection, participant_ref
 from . import pages
 
@@ -104,7 +103,7 @@ def serve_page(fast: FastPaths, environ: dict[str, Any], token: str, name: str,
             return _redirect(page.location, path)
         html = app.jinja_env.get_template(page.template).render(
             **page.context, url_for=request.url)
-    return _html(page.status, html.encode(), environ)
+    return reply(page.status, "text/html; charset=utf-8", html.encode(), environ)
 
 
 def _page_csrf_token(app: Any, raw: str) -> str:
@@ -132,23 +131,4 @@ def _redirect(location: str, path: str) -> Reply:
     """Werkzeug's redirect, with the headers Flask adds to a participant page."""
     resp = redirect(location)
     headers = list(resp.headers.items()) + [("Vary", "Cookie")]
-    return resp.status_code, _with_defaults(headers, path), [resp.get_data()]
-
-
-def _html(status: int, data: bytes, environ: dict[str, Any]) -> Reply:
-    """A rendered page, compressed where the client takes it, with Flask's headers."""
-    headers = [("Content-Type", "text/html; charset=utf-8")]
-    packed = gzipped(data, environ.get("HTTP_ACCEPT_ENCODING", "")) \
-        if 200 <= status < 300 else None
-    if packed is not None:
-        data = packed
-        headers += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding, Cookie")]
-    else:
-        headers.append(("Vary", "Cookie"))
-    headers.append(("Content-Length", str(len(data))))
-    return status, _with_defaults(headers, environ.get("PATH_INFO", "")), [data]
-
-
-def _with_defaults(headers: list[tuple[str, str]], path: str) -> list[tuple[str, str]]:
-    present = {name.lower() for name, _ in headers}
-    return headers + [(k, v) for k, v in default_headers(path) if k.lower() not in present]
+    return resp.status_code, with_default_headers(headers, path), [resp.get_data()]

@@ -227,21 +227,21 @@ def commit() -> None:
     PostgreSQL that ROLLBACK also drops every statement psycopg had prepared on the
     connection (see :mod:`mosplatform.database`).
     """
-    bound = _BOUND.get()
-    if bound is None:
-        db.session.commit()
-    elif bound.in_transaction():
-        bound.commit()
-        defer_connection(bound)
+    _end("commit")
 
 
 def rollback() -> None:
-    """Roll back the work of the participant services (see :func:`connection`)."""
+    """Roll back the work of the participant services (see :func:`connection`);
+    a bound connection then reads without a transaction again."""
+    _end("rollback")
+
+
+def _end(how: str) -> None:
     bound = _BOUND.get()
     if bound is None:
-        db.session.rollback()
+        getattr(db.session, how)()
     elif bound.in_transaction():
-        bound.rollback()
+        getattr(bound, how)()
         defer_connection(bound)
 
 
