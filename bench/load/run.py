@@ -4,6 +4,12 @@ Run by ``make bench`` (not by ``make test``)::
 
     python bench/load/run.py                      # all five scenarios
     python bench/load/run.py --scenario 1 --slots 500 --duration 40
+    python bench/load/run.py --scenario 2 --rate 330   # offer the goal's load, paced
+
+By default each participant "listens" 0.6-1.8 s per trial, which offers more than
+the servers take: such a run measures their capacity. ``--rate R`` paces the
+participants to offer R rating submissions per second in all, the goal's load as
+the goal words it.
 
 Scenarios (each on a fresh throwaway database):
 
