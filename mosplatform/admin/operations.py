@@ -7,7 +7,6 @@ the crowd-platform presets. The views check permissions and call these.
 from __future__ import annotations
 
 import copy
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +28,7 @@ from ..models import (
     TestStatus,
 )
 from ..services.assignment import change_votes
+from ..services.importer import new_public_id
 
 # action -> (statuses it may start from, status it leads to)
 STATUS_ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -104,7 +104,7 @@ def duplicate_test(test: Test, owner: AdminUser) -> Test:
     definition["name"] = name
     settings = copy.deepcopy(test.settings or {})
     settings["duplicated_from"] = test.public_id
-    new = Test(public_id=secrets.token_urlsafe(9), name=name, kind=test.kind,
+    new = Test(public_id=new_public_id(), name=name, kind=test.kind,
                status=TestStatus.draft.value, owner=owner, definition=definition,
                settings=settings, seed=test.seed)
     db.session.add(new)

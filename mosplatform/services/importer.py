@@ -323,6 +323,16 @@ def _quality_control(definition: TestDefinition, media_root: Path) -> list[dict[
     return out
 
 
+def new_public_id() -> str:
+    """A test's public id for its link: 72 random bits, URL-safe, never starting with
+    ``-`` (which a command line, ``mosplatform set-status <id>`` for one, would read as
+    an option)."""
+    while True:
+        public_id = secrets.token_urlsafe(9)
+        if not public_id.startswith("-"):
+            return public_id
+
+
 def create_test(definition: TestDefinition, *, owner: str | AdminUser | None = None,
                 open_now: bool = False, compute_sdr: bool = True,
                 progress: bool = False) -> Test:
@@ -367,7 +377,7 @@ def create_test(definition: TestDefinition, *, owner: str | AdminUser | None = N
     qc_prepared = _quality_control(definition, media_root)
 
     data = definition.model_dump(mode="json")
-    test = Test(public_id=secrets.token_urlsafe(9), name=definition.name, kind=definition.kind,
+    test = Test(public_id=new_public_id(), name=definition.name, kind=definition.kind,
                 status=TestStatus.open.value if open_now else TestStatus.draft.value,
                 owner=owner if isinstance(owner, AdminUser) else None, definition=data,
                 settings={"import_warnings": warnings},

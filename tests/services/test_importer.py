@@ -140,3 +140,12 @@ def test_missing_system_folder_is_reported(app, dirs, tmp_path):
     with pytest.raises(ImportProblems, match="not found"):
         create_test(d, compute_sdr=False)
     assert db.session.scalar(select(func.count()).select_from(Test)) == 0
+
+
+def test_public_ids_never_start_with_a_dash():
+    """A command line (``mosplatform set-status <id>``) would read one as an option."""
+    from mosplatform.services.importer import new_public_id
+
+    ids = {new_public_id() for _ in range(3000)}
+    assert len(ids) == 3000 and not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 12 for i in ids)
