@@ -222,3 +222,46 @@ def test_defer_connection_outside_the_session(app) -> None:  # type: ignore[no-u
         conn.execute(text("SELECT 1"))
         assert int(conn.connection.dbapi_connection.info.transaction_status) == INTRANS
     other.dispose()
+
+
+def test_kept_connection_is_reused_checked_and_reset(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The fast paths' per-thread connection: the same one from block to block, idle
+    after each; replaced (checked out anew) when the server closed it, after a block
+    that raised, when it is old, or for another engine."""
+    from mosplatform import database
+    from mosplatform.database import kept_connection
+    from mosplatform.extensions import db
+
+    engine = db.engine
+    with kept_connection(engine) as first:
+        first.execute(text("SELECT 1"))
+    with kept_connection(engine) as conn:
+        assert conn is first  # kept
+        conn.execute(text("CREATE TEMP TABLE k (x int)"))  # a write: a transaction opens
+        assert _status_of(conn) == INTRANS
+    with kept_connection(engine) as conn:
+        assert conn is first and _status_of(conn) == IDLE  # rolled back, kept
+        assert conn.execute(text("SELECT count(*) FROM pg_tables WHERE tablename = 'k'")
+                            ).scalar() == 0
+    _terminate(int(first.connection.dbapi_connection.info.backend_pid))
+    with kept_connection(engine) as second:  # the server closed it between requests
+        assert second is not first
+        assert second.execute(text("SELECT 1")).scalar() == 1
+    with pytest.raises(RuntimeError), kept_connection(engine):
+        raise RuntimeError("the request failed")
+    assert database._kept.conn is None  # given back to the pool
+    with kept_connection(engine) as third:
+        assert third is not second
+    monkeypatch.setattr(database, "KEEP_CONNECTION_S", 0.0)
+    with kept_connection(engine) as fourth:
+        assert fourth is not third  # old: checked out anew
+    monkeypatch.setattr(database, "KEEP_CONNECTION_S", 60.0)
+    other = create_engine(engine.url.render_as_string(hide_password=False))
+    with kept_connection(other) as conn:
+        assert conn.engine is other and conn is not fourth
+    database._give_back_kept()
+    other.dispose()
+
+
+def _status_of(conn) -> int:  # type: ignore[no-untyped-def]
+    return int(conn.connection.dbapi_connection.info.transaction_status)

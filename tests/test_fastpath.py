@@ -9,7 +9,6 @@ import re
 from typing import Any
 
 import pytest
-
 from sqlalchemy import select
 
 from mosplatform.extensions import db

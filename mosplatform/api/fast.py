@@ -5,8 +5,8 @@ Serves an answer whose checks all pass the way the Flask view
 (:func:`mosplatform.api.views.submit_trial_view`) makes them: a JSON object within the
 size limit, a valid CSRF token of this browser session, the participant bound to
 that session. The answer itself is :func:`mosplatform.api.views.answer_trial`, as in
-the view, with the same response headers and compression; its statements run on a
-pooled connection of their own instead of the ORM session's
+the view, with the same response headers and compression; its statements run on the
+connection the worker thread keeps instead of the ORM session's
 (:func:`mosplatform.services.lookup.bound_connection`). A refused answer (any
 :class:`~mosplatform.services.ratings.RatingError`) is rolled back and left to the
 view, which refuses it with its own message; so is every request that fails a check
@@ -67,10 +67,10 @@ def serve_answer(fast: FastPaths, environ: dict[str, Any], token: str, number: i
         return None
     if not 1 <= number <= MAX_TRIAL_NUMBER:  # answer_trial's bound, before the read
         return None
-    # Its statements run on a pooled connection of their own, not the ORM session's
+    # Its statements run on the connection the thread keeps, not the ORM session's
     # (lookup.bound_connection); leaving the block with nothing committed (a refusal,
     # an error) rolls back, and the view answers.
-    with app.app_context(), bound_connection(fast.engine):
+    with app.app_context(), bound_connection(fast.engine, keep=True):
         read = answer_read(token, number - 1)
         if read is None or owned.get(read.participant.test.public_id) != token:
             return None

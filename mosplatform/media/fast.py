@@ -50,7 +50,7 @@ def serve_media(fast: FastPaths, environ: dict[str, Any], token: str,
     if (not token or len(token) > MAX_TOKEN or "/" in token or not isinstance(owned, dict)
             or any(h in environ for h in _DELEGATED_HEADERS)):
         return None
-    row = media_row(token, fast.engine)
+    row = media_row(token, fast.engine, keep=True)
     if row is None or row.token not in owned.values():
         return None
     config = fast.app.config

@@ -4,8 +4,8 @@
 ``GET /p/<token>/trial/<n>`` and ``GET /p/<token>/done`` of a finished participant:
 every participant loads each once, so under load they cost as much as the answers
 and the audio together, and Flask's request context, hooks and session handling
-were a third of that. The page itself is the Flask view's (:mod:`.pages`), on a
-pooled connection of its own (:func:`mosplatform.services.lookup.bound_connection`),
+were a third of that. The page itself is the Flask view's (:mod:`.pages`), on the
+connection the worker thread keeps (:func:`mosplatform.services.lookup.bound_connection`),
 rendered by the application's Jinja environment with the same context, headers and
 compression.
 
@@ -84,7 +84,7 @@ def serve_page(fast: FastPaths, environ: dict[str, Any], token: str, name: str,
     request = pages.Request(method=method, path=path, url=url_builder(fast, environ),
                             csrf_token=lambda: _page_csrf_token(app, session[field]),
                             form=form)
-    with app.app_context(), bound_connection(fast.engine):
+    with app.app_context(), bound_connection(fast.engine, keep=True):
         participant = participant_ref(token)
         if participant is None or owned.get(participant.test.public_id) != token:
             return None

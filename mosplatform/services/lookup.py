@@ -20,7 +20,7 @@ from sqlalchemy import Select, and_, bindparam, func, literal_column, or_, selec
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import aliased
 
-from ..database import defer_connection
+from ..database import defer_connection, kept_connection
 from ..extensions import db
 from ..models import Participant, Stimulus, Test, Trial, TrialStimulus
 from .rawread import RawSelect
@@ -189,7 +189,7 @@ def connection() -> Connection:
 
 
 @contextlib.contextmanager
-def bound_connection(engine: Engine) -> Iterator[Connection]:
+def bound_connection(engine: Engine, keep: bool = False) -> Iterator[Connection]:
     """Run the participant services of this block on a pooled connection of their own.
 
     For a request that needs nothing of the ORM session but its connection (the
@@ -199,18 +199,23 @@ def bound_connection(engine: Engine) -> Iterator[Connection]:
     :func:`rollback` act on this connection; on PostgreSQL it reads without a
     transaction until its first write (:func:`mosplatform.database.defer_connection`).
     Leaving the block returns the connection to the pool, which rolls back whatever
-    was not committed.
+    was not committed; with ``keep`` the thread keeps the connection for its next
+    block instead (:func:`mosplatform.database.kept_connection`), rolled back just
+    the same.
 
     Parameters
     ----------
     engine : Engine
         The application's engine.
+    keep : bool
+        Use the connection this thread keeps (the fast paths) instead of one
+        checked out of the pool for this block.
 
     Yields
     ------
     Connection
     """
-    with engine.connect() as conn:
+    with (kept_connection(engine) if keep else engine.connect()) as conn:
         defer_connection(conn)
         token = _BOUND.set(conn)
         try:
@@ -343,18 +348,18 @@ def trial_stimuli(trial_id: int) -> list[Any]:
     return stimuli_of_trials([trial_id])[trial_id]
 
 
-def media_row(token: str, engine: Engine | None = None) -> Any | None:
+def media_row(token: str, engine: Engine | None = None, *, keep: bool = False) -> Any | None:
     """(path, content_hash, owner token) of the stimulus behind a media token, or None.
 
-    Read on a pooled connection of its own, outside the ORM session: the audio request
+    Read on a connection of its own, outside the ORM session: the audio request
     reads this one row and writes nothing, and setting up the session's transaction
     (and closing it at the end of the request) cost more than the query itself. On
     PostgreSQL the read runs without a transaction
     (:func:`mosplatform.database.defer_connection`): BEGIN and ROLLBACK were two of
     the request's four statements. (SQLite's driver opens no transaction for a read.)
-    ``engine`` defaults to the application's (which needs an application context).
+    ``engine`` defaults to the application's (which needs an application context);
+    ``keep`` reads on the connection the thread keeps (:func:`bound_connection`).
     """
     engine = engine if engine is not None else db.engine
-    with engine.connect() as conn:
-        defer_connection(conn)
+    with bound_connection(engine, keep=keep) as conn:
         return _RAW_MEDIA.first(conn, {"token": token})
