@@ -38,7 +38,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.http import HTTP_STATUS_CODES, parse_cookie, parse_options_header
 from werkzeug.routing import MapAdapter
 
-from .security import CONTROL_CHARS, default_headers, gzipped
+from .security import CONTROL_CHARS, gzipped, missing_default_headers
 from .sessions import RememberingSessionInterface
 
 log = logging.getLogger(__name__)
@@ -233,8 +233,7 @@ def reply(status: int, content_type: str, data: bytes, environ: dict[str, Any]) 
 
 def with_default_headers(headers: list[tuple[str, str]], path: str) -> list[tuple[str, str]]:
     """``headers`` and the defaults of ``path`` they do not set themselves."""
-    present = {name.lower() for name, _ in headers}
-    return headers + [(k, v) for k, v in default_headers(path) if k.lower() not in present]
+    return headers + missing_default_headers(path, (name for name, _ in headers))
 
 
 def fresh_csrf_token(fast: FastPaths, session: dict[str, Any], presented: Any) -> str | None:
@@ -246,17 +245,15 @@ def fresh_csrf_token(fast: FastPaths, session: dict[str, Any], presented: Any) -
     next page gets the same one, and the check is remembered per process.
     """
     config = fast.app.config
-    field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    secret = config.get("WTF_CSRF_SECRET_KEY", config.get("SECRET_KEY"))
+    raw = session.get(config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
     limit = config.get("WTF_CSRF_TIME_LIMIT", 3600)
-    raw = session.get(field)
+    signer = csrf_serializer(fast.app)
     if not presented or not isinstance(presented, str) or not isinstance(raw, str) \
-            or not secret:
+            or signer is None:
         return None
-    key = (presented, raw, secret)
+    key = (presented, raw, signer.secret_key)
     if limit is None and fast.remembered("csrf", key):
         return presented
-    signer = URLSafeTimedSerializer(secret, salt=CSRF_SALT)
     try:
         signed = signer.loads(presented, max_age=limit)
     except BadData:
@@ -267,6 +264,20 @@ def fresh_csrf_token(fast: FastPaths, session: dict[str, Any], presented: Any) -
         fast.remember("csrf", key)
         return presented
     return str(signer.dumps(raw))
+
+
+def csrf_serializer(app: Flask) -> URLSafeTimedSerializer | None:
+    """Flask-WTF's signer of CSRF tokens (its secret and salt), or None without a
+    secret."""
+    secret = app.config.get("WTF_CSRF_SECRET_KEY", app.config.get("SECRET_KEY"))
+    return URLSafeTimedSerializer(secret, salt=CSRF_SALT) if secret else None
+
+
+def owned_tokens(session: dict[str, Any]) -> dict[str, str]:
+    """The participants the browser's session binds: {test public id: token}, empty
+    when it binds none."""
+    owned = session.get("participants")
+    return owned if isinstance(owned, dict) else {}
 
 
 def url_builder(fast: FastPaths, environ: dict[str, Any]):  # type: ignore[no-untyped-def]

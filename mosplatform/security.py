@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Iterable
 
 from flask import Flask, Response, abort, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -51,6 +52,12 @@ def default_headers(path: str) -> tuple[tuple[str, str], ...]:
     return SECURITY_HEADERS
 
 
+def missing_default_headers(path: str, names: Iterable[str]) -> list[tuple[str, str]]:
+    """The default headers of ``path`` that a response with headers ``names`` lacks."""
+    present = {name.lower() for name in names}
+    return [(k, v) for k, v in default_headers(path) if k.lower() not in present]
+
+
 def gzipped(data: bytes, accept_encoding: str) -> bytes | None:
     """``data`` gzipped for a client that accepts it, or None where it stays as it is
     (the client does not accept gzip, or the body is too small to gain)."""
@@ -76,9 +83,7 @@ def init_app(app: Flask) -> None:
         # One pass over the response's headers instead of a lookup per default: this
         # runs on every request, and each missed lookup in werkzeug's Headers raises
         # and catches a KeyError.
-        present = {name.lower() for name in resp.headers.keys()}
-        resp.headers.extend([(k, v) for k, v in default_headers(request.path)
-                             if k.lower() not in present])
+        resp.headers.extend(missing_default_headers(request.path, resp.headers.keys()))
         return _maybe_compress(resp)
 
     @app.errorhandler(HTTPException)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from flask import g
 from werkzeug.http import parse_options_header
 
-from ..fastpath import fresh_csrf_token, reply, url_builder
+from ..fastpath import fresh_csrf_token, owned_tokens, reply, url_builder
 from ..services.lookup import answer_read, bound_connection
 from ..services.ratings import RatingError
 from .views import MAX_TRIAL_NUMBER, answer_trial
@@ -52,8 +52,8 @@ def serve_answer(fast: FastPaths, environ: dict[str, Any], token: str, number: i
         (status, headers, body).
     """
     app = fast.app
-    owned = session.get("participants")
-    if not isinstance(owned, dict) or token not in owned.values() or not _is_json(environ):
+    owned = owned_tokens(session)
+    if token not in owned.values() or not _is_json(environ):
         return None
     try:
         body = json.loads(raw)

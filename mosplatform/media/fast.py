@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.http import http_date, parse_etags
 
+from ..fastpath import owned_tokens
 from ..security import SECURITY_HEADERS
 from ..services.lookup import media_row
 from .views import CACHE_CONTROL, MAX_TOKEN, etag_of, mimetype_of, stored_file
@@ -46,8 +47,8 @@ def serve_media(fast: FastPaths, environ: dict[str, Any], token: str,
     tuple or None
         (status, headers, body).
     """
-    owned = session.get("participants")
-    if (not token or len(token) > MAX_TOKEN or "/" in token or not isinstance(owned, dict)
+    owned = owned_tokens(session)
+    if (not token or len(token) > MAX_TOKEN or "/" in token or not owned
             or any(h in environ for h in _DELEGATED_HEADERS)):
         return None
     row = media_row(token, fast.engine, keep=True)

@@ -23,10 +23,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from flask import g
-from itsdangerous import URLSafeTimedSerializer
 from werkzeug.utils import redirect
 
-from ..fastpath import CSRF_SALT, fresh_csrf_token, reply, url_builder, with_default_headers
+from ..fastpath import (
+    csrf_serializer,
+    fresh_csrf_token,
+    owned_tokens,
+    reply,
+    url_builder,
+    with_default_headers,
+)
 from ..services.lookup import bound_connection, participant_ref
 from . import pages
 
@@ -61,10 +67,11 @@ def serve_page(fast: FastPaths, environ: dict[str, Any], token: str, name: str,
     """
     app = fast.app
     config = app.config
-    owned = session.get("participants")
+    owned = owned_tokens(session)
     field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    if not isinstance(owned, dict) or token not in owned.values() \
-            or not isinstance(session.get(field), str):
+    signer = csrf_serializer(app)
+    if token not in owned.values() or not isinstance(session.get(field), str) \
+            or signer is None:
         return None
     method = environ.get("REQUEST_METHOD", "")
     form: dict[str, str] = {}
@@ -82,7 +89,7 @@ def serve_page(fast: FastPaths, environ: dict[str, Any], token: str, name: str,
             return None
     path = environ.get("PATH_INFO", "")
     request = pages.Request(method=method, path=path, url=url_builder(fast, environ),
-                            csrf_token=lambda: _page_csrf_token(app, session[field]),
+                            csrf_token=lambda: str(signer.dumps(session[field])),
                             form=form)
     with app.app_context(), bound_connection(fast.engine, keep=True):
         participant = participant_ref(token)
@@ -104,12 +111,6 @@ def serve_page(fast: FastPaths, environ: dict[str, Any], token: str, name: str,
         html = app.jinja_env.get_template(page.template).render(
             **page.context, url_for=request.url)
     return reply(page.status, "text/html; charset=utf-8", html.encode(), environ)
-
-
-def _page_csrf_token(app: Any, raw: str) -> str:
-    """The signed CSRF token a page shows (as Flask-WTF's ``generate_csrf``)."""
-    secret = app.config.get("WTF_CSRF_SECRET_KEY", app.config.get("SECRET_KEY"))
-    return str(URLSafeTimedSerializer(secret, salt=CSRF_SALT).dumps(raw))
 
 
 def _strict_referrer_passes(app: Any, environ: dict[str, Any]) -> bool:

@@ -38,7 +38,14 @@ from ..models import (
     TrialStimulus,
 )
 from . import lookup
-from .rawread import RawWrite, json_rows, json_rows_source
+from .rawread import (
+    RawWrite,
+    column_list,
+    column_names,
+    driver_integrity_errors,
+    json_rows,
+    json_rows_source,
+)
 from .testinfo import ItemRef, StimulusRef, test_info
 
 RATED_ROLES = {r.value for r in ConditionRole} - {ConditionRole.reference.value}
@@ -133,7 +140,7 @@ def admit_participant(test: Test, arrival: Arrival) -> Participant:
         db.session.add(participant)
         db.session.flush()  # SQLite: takes the write lock before we count
         assign_trials(test, participant)
-    except (IntegrityError, *_driver_integrity_errors(conn)):
+    except (IntegrityError, *driver_integrity_errors(conn)):
         # The same crowd worker arrived twice at once: the first arrival won.
         db.session.rollback()
         existing = find_participant(test, arrival.external_id)
@@ -217,15 +224,15 @@ class _ArrivalStatement:
         votes = [{"item_id": i, "stimulus_id": s, "votes": n, "test_id": test_id}
                  for (i, s), n in plan.votes.items() if n]
         trial, stimulus, table = Trial.__table__, TrialStimulus.__table__, AssignedVotes.__table__
-        params["trials"] = json_rows(plan.trials, _TRIAL_KEYS, _names(trial, _TRIAL_KEYS))
+        params["trials"] = json_rows(plan.trials, _TRIAL_KEYS, column_names(trial, _TRIAL_KEYS))
         params["stimuli"] = json_rows(plan.stimuli, ["trial", *_STIMULUS_KEYS[1:]],
-                                      _names(stimulus, _STIMULUS_KEYS))
+                                      column_names(stimulus, _STIMULUS_KEYS))
         params["votes"] = json_rows(
             [v for v in votes if (v["item_id"], v["stimulus_id"]) in kept], _VOTE_KEYS[:3],
-            _names(table, _VOTE_KEYS[:3]))
+            column_names(table, _VOTE_KEYS[:3]))
         params["new_votes"] = json_rows(
             [v for v in votes if (v["item_id"], v["stimulus_id"]) not in kept], _VOTE_KEYS,
-            _names(table, _VOTE_KEYS))
+            column_names(table, _VOTE_KEYS))
         return sql, params
 
     @staticmethod
@@ -233,39 +240,29 @@ class _ArrivalStatement:
         quote = dialect.identifier_preparer
         trial, stimulus, votes = (Trial.__table__, TrialStimulus.__table__,
                                   AssignedVotes.__table__)
-
-        def names(table: Table, keys: list[str]) -> str:
-            return ", ".join(quote.quote(table.c[k].name) for k in keys)
-
-        def x(table: Table, keys: list[str]) -> str:
-            return ", ".join(f"x.{quote.quote(table.c[k].name)}" for k in keys)
-
+        count = quote.quote(votes.c.votes.name)
         return (
             f"WITH p AS ({participant_sql}), "
             f"t AS (INSERT INTO {quote.format_table(trial)} "
-            f"({names(trial, ['participant_id', *_TRIAL_KEYS])}) "
-            f"SELECT p.id, {x(trial, _TRIAL_KEYS)} FROM p, "
+            f"({column_list(dialect, trial, ['participant_id', *_TRIAL_KEYS])}) "
+            f"SELECT p.id, {column_list(dialect, trial, _TRIAL_KEYS, 'x.')} FROM p, "
             f"{json_rows_source(dialect, trial, _TRIAL_KEYS, 'trials')} "
-            f"RETURNING {quote.quote(trial.c.id.name)}, {quote.quote(trial.c.position.name)}), "
-            f"s AS (INSERT INTO {quote.format_table(stimulus)} ({names(stimulus, _STIMULUS_KEYS)}) "
-            f"SELECT t.id, {x(stimulus, _STIMULUS_KEYS[1:])} FROM t JOIN "
-            f"{json_rows_source(dialect, stimulus, _STIMULUS_KEYS, 'stimuli')} "
+            f"RETURNING {column_list(dialect, trial, ['id', 'position'])}), "
+            f"s AS (INSERT INTO {quote.format_table(stimulus)} "
+            f"({column_list(dialect, stimulus, _STIMULUS_KEYS)}) "
+            f"SELECT t.id, {column_list(dialect, stimulus, _STIMULUS_KEYS[1:], 'x.')} "
+            f"FROM t JOIN {json_rows_source(dialect, stimulus, _STIMULUS_KEYS, 'stimuli')} "
             f"ON x.{quote.quote(stimulus.c.trial_id.name)} = t.position RETURNING 1), "
-            f"v AS (UPDATE {quote.format_table(votes)} AS a SET "
-            f"{quote.quote(votes.c.votes.name)} = a.{quote.quote(votes.c.votes.name)} + "
-            f"x.{quote.quote(votes.c.votes.name)} FROM "
-            f"{json_rows_source(dialect, votes, _VOTE_KEYS[:3], 'votes')} WHERE "
-            + " AND ".join(f"a.{quote.quote(votes.c[k].name)} = x.{quote.quote(votes.c[k].name)}"
-                           for k in _VOTE_KEYS[:2]) + "), "
-            f"n AS (INSERT INTO {quote.format_table(votes)} ({names(votes, _VOTE_KEYS)}) "
-            f"SELECT {x(votes, _VOTE_KEYS)} FROM "
+            f"v AS (UPDATE {quote.format_table(votes)} AS a SET {count} = a.{count} + x.{count} "
+            f"FROM {json_rows_source(dialect, votes, _VOTE_KEYS[:3], 'votes')} WHERE "
+            + " AND ".join(f"a.{name} = x.{name}" for name in (
+                quote.quote(n) for n in column_names(votes, _VOTE_KEYS[:2]))) + "), "
+            f"n AS (INSERT INTO {quote.format_table(votes)} "
+            f"({column_list(dialect, votes, _VOTE_KEYS)}) "
+            f"SELECT {column_list(dialect, votes, _VOTE_KEYS, 'x.')} FROM "
             f"{json_rows_source(dialect, votes, _VOTE_KEYS, 'new_votes')}) "
             "SELECT p.id, (SELECT count(*) FROM s) FROM p"
         )
-
-
-def _names(table: Table, keys: list[str]) -> list[str]:
-    return [table.c[k].name for k in keys]
 
 
 _TRIAL_KEYS = ["item_id", "position", "kind", "seed", "flipped"]
@@ -273,12 +270,6 @@ _TRIAL_KEYS = ["item_id", "position", "kind", "seed", "flipped"]
 _STIMULUS_KEYS = ["trial_id", "stimulus_id", "position", "token"]
 _VOTE_KEYS = ["item_id", "stimulus_id", "votes", "test_id"]
 _ARRIVAL = _ArrivalStatement()
-
-
-def _driver_integrity_errors(conn: Connection) -> tuple[type[Exception], ...]:
-    """The driver's own IntegrityError (raised by a statement sent on its cursor)."""
-    error = getattr(conn.dialect.dbapi, "IntegrityError", None)
-    return (error,) if error is not None else ()
 
 
 def count_assigned_votes(test: Test) -> Counter[tuple[int, int]]:

@@ -216,7 +216,8 @@ def bound_connection(engine: Engine, keep: bool = False) -> Iterator[Connection]
     Connection
     """
     with (kept_connection(engine) if keep else engine.connect()) as conn:
-        defer_connection(conn)
+        if not keep:  # a kept connection is deferred already
+            defer_connection(conn)
         token = _BOUND.set(conn)
         try:
             yield conn

@@ -38,7 +38,14 @@ from ..models import (
 )
 from . import lookup
 from .journey import TrialPage, trial_after
-from .rawread import RawWrite, json_rows, json_rows_source
+from .rawread import (
+    RawWrite,
+    column_list,
+    column_names,
+    driver_integrity_errors,
+    json_rows,
+    json_rows_source,
+)
 from .testinfo import QuestionInfo, test_info
 
 EVENT_KINDS = {"play", "pause", "switch", "loop", "seek", "page_load", "heard", "ended",
@@ -319,7 +326,7 @@ def _submit(participant: Participant | lookup.ParticipantRef, position: int, pay
                 if idempotency_key else [])]
     try:
         _store(conn, complete, inserts)
-    except (IntegrityError, _Raced, *_driver_integrity_errors(conn)):
+    except (IntegrityError, _Raced, *driver_integrity_errors(conn)):
         # A concurrent retry won the race: answer as it was answered.
         lookup.rollback()
         replay = _prior(participant, idempotency_key)
@@ -418,27 +425,20 @@ class _OneStatement:
     @staticmethod
     def _build(dialect: Any, update_sql: str, present: list[tuple[Any, list[dict[str, Any]]]]
                ) -> tuple[str, list[tuple[list[str], list[str]]]]:
-        quote = dialect.identifier_preparer
         parts = [f"done AS ({update_sql})"]
         names = []
         for i, (statement, rows) in enumerate(present):
             table = statement.table
             keys = list(rows[0])
-            listed = ", ".join(quote.quote(table.c[k].name) for k in keys)
-            parts.append(f"i{i} AS (INSERT INTO {quote.format_table(table)} ({listed})"
-                         f" SELECT x.* FROM done, "
+            parts.append(f"i{i} AS (INSERT INTO "
+                         f"{dialect.identifier_preparer.format_table(table)} "
+                         f"({column_list(dialect, table, keys)}) SELECT x.* FROM done, "
                          f"{json_rows_source(dialect, table, keys, f'rows{i}')})")
-            names.append((keys, [table.c[k].name for k in keys]))
+            names.append((keys, column_names(table, keys)))
         return "WITH " + ", ".join(parts) + " SELECT count(*) FROM done", names
 
 
 _ONE_STATEMENT = _OneStatement()
-
-
-def _driver_integrity_errors(conn: Connection) -> tuple[type[Exception], ...]:
-    """The driver's own IntegrityError (raised by the one-statement write, unwrapped)."""
-    error = getattr(conn.dialect.dbapi, "IntegrityError", None)
-    return (error,) if error is not None else ()
 
 
 @contextlib.contextmanager

@@ -145,6 +145,25 @@ class RawSelect(_Prebuilt):
         return rows[0] if rows else None
 
 
+def driver_integrity_errors(conn: Connection) -> tuple[type[Exception], ...]:
+    """The driver's own IntegrityError, which a statement sent on its cursor raises
+    unwrapped (SQLAlchemy's ``IntegrityError`` wraps only its own executions)."""
+    error = getattr(conn.dialect.dbapi, "IntegrityError", None)
+    return (error,) if error is not None else ()
+
+
+def column_names(table: Table, keys: Sequence[str]) -> list[str]:
+    """The database names of ``table``'s columns ``keys``."""
+    return [table.c[k].name for k in keys]
+
+
+def column_list(dialect: Dialect, table: Table, keys: Sequence[str], prefix: str = "") -> str:
+    """``table``'s columns ``keys``, quoted and comma-separated, each after ``prefix``
+    (``"x."`` for a FROM item's columns)."""
+    quote = dialect.identifier_preparer.quote
+    return ", ".join(prefix + quote(name) for name in column_names(table, keys))
+
+
 def json_rows_source(dialect: Dialect, table: Table, keys: Sequence[str], param: str,
                      alias: str = "x") -> str:
     """PostgreSQL: a FROM item that turns the JSON parameter ``param`` into rows of
