@@ -76,6 +76,7 @@ bench: install-test postgres .venv-bench/bin/python
 	$(PY) bench/sdr.py
 	$(PY) bench/report.py
 	$(PY) bench/admin_progress.py
+	$(PY) bench/gc_pause.py
 	$(PY) bench/audio_engine.py
 	$(PY) bench/audio_prep.py
 	$(PY) bench/excerpt_sweep.py

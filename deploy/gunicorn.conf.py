@@ -8,6 +8,8 @@
 import multiprocessing
 import os
 
+from mosplatform.serving import after_worker_init
+
 bind = f"127.0.0.1:{os.environ.get('PORT', '8001')}"
 # Threads hide database waits; processes use the cores. Each thread may hold one
 # database connection: workers x threads x app servers must stay below PostgreSQL's
@@ -27,3 +29,5 @@ accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(D)sus "%(a)s"'
 errorlog = "-"
 proc_name = f"mosplatform:{bind.rsplit(':', 1)[-1]}"
+# The loaded application out of the garbage collector's way (no 100 ms pauses).
+post_worker_init = after_worker_init

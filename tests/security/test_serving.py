@@ -81,3 +81,48 @@ def test_hup_replaces_workers_gracefully_and_keeps_serving(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_workers_freeze_the_loaded_application(monkeypatch, tmp_path):
+    """gunicorn calls after_worker_init once the app is loaded: what is there then is
+    out of the collector's reach, what comes later is collected as usual."""
+    import gc
+
+    from gunicorn.config import Config
+
+    from mosplatform.serving import after_worker_init
+
+    monkeypatch.setenv("MOSPLATFORM_INSTANCE_PATH", str(tmp_path))
+    opts = gunicorn_options("127.0.0.1", 5000, None, None, access_log=False)
+    assert opts["post_worker_init"] is after_worker_init
+    cfg = Config()
+    cfg.set("post_worker_init", opts["post_worker_init"])  # gunicorn accepts the hook
+    assert gc.get_freeze_count() == 0
+    try:
+        cfg.post_worker_init(object())
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000
+
+        class Cycle:
+            pass
+
+        cycle = Cycle()
+        cycle.me = cycle  # type: ignore[attr-defined]
+        del cycle
+        assert gc.collect() >= 1  # garbage made later is still collected
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_deploy_config_has_the_hook():
+    """``deploy/gunicorn.conf.py`` sets the same hook as ``mosplatform serve``."""
+    from pathlib import Path
+
+    from mosplatform.serving import after_worker_init
+
+    conf = Path(__file__).resolve().parents[2] / "deploy" / "gunicorn.conf.py"
+    settings: dict[str, object] = {}
+    exec(compile(conf.read_text(), str(conf), "exec"), settings)  # noqa: S102
+    assert settings["post_worker_init"] is after_worker_init
+    assert settings["worker_class"] in ("gthread", "mosplatform.gworker.InlineWorker")
