@@ -9,6 +9,7 @@ import multiprocessing
 import os
 
 from mosplatform.serving import after_worker_init
+from mosplatform.serving import worker_class as worker_class_for
 
 bind = f"127.0.0.1:{os.environ.get('PORT', '8001')}"
 # Threads hide database waits; processes use the cores. Each thread may hold one
@@ -17,7 +18,9 @@ bind = f"127.0.0.1:{os.environ.get('PORT', '8001')}"
 workers = int(os.environ.get("WORKERS", min(2 * multiprocessing.cpu_count() + 1, 9)))
 threads = int(os.environ.get("THREADS", 4))
 # One thread: gthread's loop serving each request itself (mosplatform/gworker.py).
-worker_class = "mosplatform.gworker.InlineWorker" if threads == 1 else "gthread"
+# WORKER=asgi: gunicorn's asyncio worker, one request at a time per process; the app is
+# then "mosplatform.asgi:create_asgi_app()" (see mosplatform/serving.py).
+worker_class = worker_class_for(os.environ.get("WORKER", "auto"), threads)
 timeout = 60
 graceful_timeout = 30  # on HUP/TERM, in-flight requests get this long to finish
 keepalive = 75  # longer than nginx's upstream keepalive_timeout (60 s)

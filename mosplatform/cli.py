@@ -187,14 +187,21 @@ def set_status_command(test_ref: str, status: str) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=None, type=int, help="Default: 2 x cores + 1.")
 @click.option("--threads", default=None, type=int, help="Threads per worker (default 4).")
+@click.option("--worker", default=None, type=click.Choice(["auto", "asgi"]),
+              help="gunicorn worker (default SERVE_WORKER, auto): asgi is gunicorn's "
+              "asyncio worker, one request at a time per process.")
 @click.option("--dev", is_flag=True, help="Flask's development server with the reloader.")
 @click.option("--access-log/--no-access-log", default=True)
-def serve_command(host: str, port: int, workers: int | None, threads: int | None, dev: bool,
-                  access_log: bool) -> None:
+def serve_command(host: str, port: int, workers: int | None, threads: int | None,
+                  worker: str | None, dev: bool, access_log: bool) -> None:
     """Serve the application (gunicorn; --dev for the Flask reloader)."""
     from .serving import serve
 
-    serve(host=host, port=port, workers=workers, threads=threads, dev=dev, access_log=access_log)
+    try:
+        serve(host=host, port=port, workers=workers, threads=threads, dev=dev,
+              access_log=access_log, worker=worker)
+    except ValueError as exc:  # a setting out of range, named in the message
+        raise click.ClickException(str(exc)) from exc
 
 
 @cli.command("demo")

@@ -47,6 +47,7 @@ class DefaultConfig:
     LANGUAGES = ("en", "ja")
     SERVE_WORKERS: int | None = None
     SERVE_THREADS = 4
+    SERVE_WORKER = "auto"  # or "asgi": gunicorn's asyncio worker (mosplatform/serving.py)
     USE_X_ACCEL_REDIRECT = False
     X_ACCEL_PREFIX = "/_protected_media/"
     # Plain audio requests and answers served before Flask's machinery (fastpath.py).

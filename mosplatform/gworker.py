@@ -29,6 +29,7 @@ done differently:
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import selectors
 import socket
@@ -38,6 +39,8 @@ from concurrent import futures
 from functools import partial
 from typing import Any
 
+from gunicorn.asgi.protocol import ASGIProtocol
+from gunicorn.workers import gasgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 ACCEPT_BATCH = 64
@@ -131,3 +134,50 @@ class InlineWorker(ThreadWorker):  # type: ignore[misc]
                 self.finish_request(ready, outcome)
         finally:
             self._serving = False
+
+
+class SilenceTimeoutProtocol(ASGIProtocol):  # type: ignore[misc]
+    """gunicorn's asyncio HTTP protocol, closing a new connection that says nothing.
+
+    gunicorn's protocol times out a kept-alive connection between requests, but not a
+    new one before its first request: such connections would stay open until the
+    worker's connection limit is reached. As gthread (and :class:`InlineWorker`) does,
+    a new connection gets ``keepalive`` seconds (``timeout`` if keep-alive is off) to
+    send its first bytes.
+    """
+
+    _silence: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        cfg = self.worker.cfg
+        wait = cfg.keepalive if cfg.keepalive > 0 else cfg.timeout
+        if wait > 0:
+            self._silence = self.worker.loop.call_later(wait, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        self._heard()
+        super().data_received(data)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._heard()
+        super().connection_lost(exc)
+
+    def _heard(self) -> None:
+        if self._silence is not None:
+            self._silence.cancel()
+            self._silence = None
+
+
+class AsgiWorker(gasgi.ASGIWorker):  # type: ignore[misc]
+    """gunicorn's ``asgi`` worker with :class:`SilenceTimeoutProtocol`.
+
+    The worker builds its protocol from its module's ``ASGIProtocol``; in this worker's
+    process (and only there: each worker is a process of its own) that name is
+    :class:`SilenceTimeoutProtocol`. ``mosplatform serve`` picks this worker with
+    ``SERVE_WORKER = "asgi"`` and serves :class:`mosplatform.asgi.InlineWSGI` on it.
+    """
+
+    def init_process(self) -> None:
+        gasgi.ASGIProtocol = SilenceTimeoutProtocol
+        super().init_process()

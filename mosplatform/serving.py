@@ -2,14 +2,19 @@
 
 gunicorn runs ``gthread`` workers (processes x threads), or with one thread per
 process :class:`mosplatform.gworker.InlineWorker` (gthread's event loop, each request
-served on the loop's thread); every option can be set in the instance config or as
-``MOSPLATFORM_SERVE_*`` environment variables:
+served on the loop's thread). ``SERVE_WORKER = "asgi"`` runs gunicorn's asyncio worker
+instead, with :class:`mosplatform.asgi.InlineWSGI` serving the application on its
+loop, one request at a time per process: the load harness's fastest setting
+(``bench/load/worker_overhead.py``, BENCHMARKS.md); threads are then not used. Every
+option can be set in the instance config or as ``MOSPLATFORM_SERVE_*`` environment
+variables:
 
 =============================  ==========================================  =========
 key                            meaning                                     default
 =============================  ==========================================  =========
 ``SERVE_WORKERS``              worker processes                            2 x cores + 1 (max 9)
 ``SERVE_THREADS``              threads per worker                          4
+``SERVE_WORKER``               ``auto`` (by threads) or ``asgi``           ``auto``
 ``SERVE_TIMEOUT``              seconds before a silent worker is killed    60
 ``SERVE_GRACEFUL_TIMEOUT``     seconds a worker may finish on restart      30
 ``SERVE_KEEPALIVE``            keep-alive seconds (behind nginx: > its)    5
@@ -64,8 +69,39 @@ def after_worker_init(worker: Any) -> None:
     gc.freeze()
 
 
+WORKERS = ("auto", "asgi")
+
+
+def worker_class(worker: str, threads: int) -> str:
+    """gunicorn's ``worker_class`` for ``SERVE_WORKER`` and the thread count.
+
+    Parameters
+    ----------
+    worker : str
+        ``"auto"``: ``gthread``, or :class:`~mosplatform.gworker.InlineWorker` with one
+        thread; ``"asgi"``: gunicorn's asyncio worker (the application is then wrapped
+        in :class:`mosplatform.asgi.InlineWSGI`).
+    threads : int
+        Threads per worker.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        For another value, naming the setting and the choices.
+    """
+    if worker == "asgi":
+        return "mosplatform.gworker.AsgiWorker"
+    if worker != "auto":
+        raise ValueError(f"SERVE_WORKER must be one of {', '.join(WORKERS)}, not {worker!r}")
+    return "mosplatform.gworker.InlineWorker" if threads == 1 else "gthread"
+
+
 def gunicorn_options(host: str, port: int, workers: int | None, threads: int | None,
-                     access_log: bool) -> dict[str, Any]:
+                     access_log: bool, worker: str | None = None) -> dict[str, Any]:
     """gunicorn settings from the arguments, then the app config, then defaults.
 
     Parameters
@@ -76,6 +112,8 @@ def gunicorn_options(host: str, port: int, workers: int | None, threads: int | N
         Override ``SERVE_WORKERS`` / ``SERVE_THREADS``.
     access_log : bool
         Write the access log (to ``SERVE_ACCESS_LOG``, default stdout).
+    worker : str, optional
+        Override ``SERVE_WORKER`` (see :func:`worker_class`).
 
     Returns
     -------
@@ -100,8 +138,8 @@ def gunicorn_options(host: str, port: int, workers: int | None, threads: int | N
         "bind": f"{host}:{port}",
         "workers": int(workers),
         "threads": int(threads),
-        "worker_class": "mosplatform.gworker.InlineWorker" if int(threads) == 1
-        else "gthread",
+        "worker_class": worker_class(worker or str(setting("SERVE_WORKER", "auto")),
+                                     int(threads)),
         "timeout": int(setting("SERVE_TIMEOUT", 60)),
         "graceful_timeout": int(setting("SERVE_GRACEFUL_TIMEOUT", 30)),
         "keepalive": int(setting("SERVE_KEEPALIVE", 5)),
@@ -126,7 +164,8 @@ def gunicorn_options(host: str, port: int, workers: int | None, threads: int | N
 
 
 def serve(host: str = "127.0.0.1", port: int = 5000, workers: int | None = None,
-          threads: int | None = None, dev: bool = False, access_log: bool = True) -> None:
+          threads: int | None = None, dev: bool = False, access_log: bool = True,
+          worker: str | None = None) -> None:
     """Serve until interrupted. SIGHUP reloads workers gracefully (gunicorn)."""
     from . import create_app
 
@@ -135,7 +174,7 @@ def serve(host: str = "127.0.0.1", port: int = 5000, workers: int | None = None,
         return
     from gunicorn.app.base import BaseApplication
 
-    options = gunicorn_options(host, port, workers, threads, access_log)
+    options = gunicorn_options(host, port, workers, threads, access_log, worker)
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -145,6 +184,10 @@ def serve(host: str = "127.0.0.1", port: int = 5000, workers: int | None = None,
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
+            if options["worker_class"] == worker_class("asgi", 1):
+                from .asgi import wrap
+
+                return wrap(create_app(), multiprocess=options["workers"] > 1)
             return create_app()
 
     _App().run()

@@ -1,4 +1,6 @@
-"""The one-thread worker: a real `mosplatform serve --threads 1` over raw sockets."""
+"""The one-thread workers over raw sockets: a real `mosplatform serve --threads 1`, with
+the default worker (``mosplatform.gworker.InlineWorker``) and with ``--worker asgi``
+(gunicorn's asyncio worker and ``mosplatform.asgi.InlineWSGI``)."""
 
 from __future__ import annotations
 
@@ -23,13 +25,13 @@ def test_one_thread_picks_the_inline_worker(monkeypatch, tmp_path):
     assert gunicorn_options("127.0.0.1", 1, 2, 2, False)["worker_class"] == "gthread"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+@pytest.fixture(scope="module", params=["auto", "asgi"])
+def server(request, tmp_path_factory) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """One worker process with one thread, so any request it holds blocks the rest."""
     tmp = tmp_path_factory.mktemp("gworker")
     port = free_port()
     proc = start_serve(port, instance=tmp / "instance", db_url=f"sqlite:///{tmp / 'db.sqlite'}",
-                       workers=1, threads=1, SERVE_KEEPALIVE="2")
+                       workers=1, threads=1, SERVE_KEEPALIVE="2", SERVE_WORKER=request.param)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -81,6 +83,20 @@ def test_keep_alive_and_pipelined_requests(server):
         c.sendall(post + REQUEST)  # a refused request with a body, then one more
         refused, after = _responses(c, 2)
         assert refused.split(b" ")[1].startswith(b"4") and after.startswith(b"HTTP/1.1 200")
+
+
+def test_a_huge_declared_body_is_refused_unread(server):
+    """A body declared far over the API's limit is answered 413 without waiting for
+    it (the worker reads none of it), and the worker goes on serving."""
+    port, _ = server
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        c.sendall(b"POST /api/p/none/trial/1/ratings HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n"
+                  + b"{" * 1000)
+        assert _responses(c, 1, timeout=10)[0].startswith(b"HTTP/1.1 413")
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        c.sendall(REQUEST)
+        assert _responses(c, 1)[0].startswith(b"HTTP/1.1 200")
 
 
 def test_a_silent_connection_holds_no_worker(server):

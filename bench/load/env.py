@@ -97,8 +97,11 @@ class PrivateCluster:
         self._ctl("start")
 
     def _ctl(self, action: str) -> None:
+        # MOS_LOAD_PG_OPTIONS adds server options for a diagnosis, e.g. "-c
+        # shared_preload_libraries=pg_stat_statements" (kept with --keep).
         opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                "-c max_connections=300 -c shared_buffers=128MB")
+                "-c max_connections=300 -c shared_buffers=128MB "
+                + os.environ.get("MOS_LOAD_PG_OPTIONS", ""))
         _run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(self.datadir), "-o", opts,
                            "-l", str(self.root / "postgres.log"), "-m", "fast", "-w", action]))
 

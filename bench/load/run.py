@@ -162,12 +162,15 @@ def run_scenario(number: int, args: argparse.Namespace) -> dict[str, Any]:
             db_url = pg.url(dbname)
         public_id = envmod.prepare_test(db_url, instance, media, work, args.trials, secret)
         server_env = envmod.server_env(db_url, instance, media, secret)
+        if args.worker == "asgi":
+            server_env["MOSPLATFORM_SERVE_WORKER"] = "asgi"
         workers = args.workers or (4 if spec["servers"] == 1 else 2)
         for i in range(spec["servers"]):
             srv = envmod.AppServer(server_env, workers, args.threads, work / f"server{i}.log")
             srv.start()
             servers.append(srv)
-        result["servers"] = [f"127.0.0.1:{s.port} ({workers} workers x {args.threads} threads)"
+        result["servers"] = [f"127.0.0.1:{s.port} ({workers} {args.worker} workers x "
+                             f"{args.threads} threads)"
                              for s in servers]
 
         anchor = run_loop(anchor_rate(servers[0].port), args.uvloop)
@@ -415,6 +418,10 @@ def main(argv: list[str] | None = None) -> int:
                              "average, its requests' time included) instead of thinking "
                              "--think s per trial")
     parser.add_argument("--trials", type=int, default=10, help="trials per participant")
+    parser.add_argument("--worker", choices=("inline", "asgi"), default="inline",
+                        help="gunicorn worker with one thread: inline "
+                        "(mosplatform.gworker.InlineWorker) or asgi (gunicorn's asyncio "
+                        "worker and mosplatform.asgi.InlineWSGI)")
     parser.add_argument("--workers", type=int, default=None,
                         help="gunicorn workers per server (default 4 alone, 2 when two)")
     parser.add_argument("--threads", type=int, default=1,
