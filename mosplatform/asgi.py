@@ -52,6 +52,31 @@ class _Errors:
 
 
 _ERRORS = _Errors()
+FILE_BLOCK = 256 * 1024  # bytes per message when a file is sent
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: a file sent in blocks of at least :data:`FILE_BLOCK`
+    bytes (werkzeug asks for 8 KB, one message each on the loop), closed with the
+    response."""
+
+    def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+        self.filelike = filelike
+        self.blksize = max(blksize, FILE_BLOCK)
+
+    def __iter__(self) -> FileWrapper:
+        return self
+
+    def __next__(self) -> bytes:
+        data = self.filelike.read(self.blksize)
+        if not data:
+            raise StopIteration
+        return bytes(data)
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
 
 
 class InlineWSGI:
@@ -80,6 +105,7 @@ class InlineWSGI:
             "wsgi.multiprocess": multiprocess,
             "wsgi.run_once": False,
             "wsgi.input_terminated": True,
+            "wsgi.file_wrapper": FileWrapper,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

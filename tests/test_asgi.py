@@ -8,6 +8,7 @@ against ``mosplatform serve --worker asgi`` in ``tests/test_gworker.py``.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from typing import Any
 
@@ -15,6 +16,12 @@ import pytest
 
 from mosplatform import asgi
 from mosplatform.asgi import InlineWSGI
+from tests.security import conftest as security
+
+# The security tests' fixtures: a test made from generated audio, walked participants.
+acr_test = security.acr_test
+audio_dirs = security.audio_dirs
+walk = security.walk
 
 
 def scope(**extra: Any) -> dict[str, Any]:
@@ -258,3 +265,60 @@ def test_body_limits_are_the_applications(tmp_path, monkeypatch):
                                headers=[(b"content-type", b"application/json"),
                                         (b"content-length", big)]), [b"{}"])
     assert sent[0]["status"] == 413
+
+
+def test_files_go_in_large_blocks_and_are_closed(tmp_path):
+    from mosplatform.asgi import FILE_BLOCK
+
+    data = bytes(range(256)) * (FILE_BLOCK // 100)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    handles = []
+
+    def app(environ, start_response):  # type: ignore[no-untyped-def]
+        start_response("200 OK", [("Content-Length", str(len(data)))])
+        handle = open(path, "rb")  # noqa: SIM115
+        handles.append(handle)
+        return environ["wsgi.file_wrapper"](handle, 8192)
+
+    sent = call(InlineWSGI(app), scope(method="GET"), [])
+    bodies = [m["body"] for m in sent[1:]]
+    assert b"".join(bodies) == data and len(bodies) == -(-len(data) // FILE_BLOCK)
+    assert handles[0].closed
+
+
+def test_a_participant_through_the_adapter(app, acr_test, walk):
+    """Audio (whole and 304), a page and an answer through the adapter give what the
+    WSGI test client gets from the same application."""
+    from mosplatform.extensions import db
+    from mosplatform.models import Participant
+
+    a = walk(acr_test)
+    adapter = InlineWSGI(app)
+    name = app.config.get("SESSION_COOKIE_NAME") or "session"
+    cookie = f"{name}={a.client.get_cookie(name).value}".encode()
+
+    def through(method: str, path: str, headers: list[tuple[bytes, bytes]] = (),
+                body: bytes = b"") -> tuple[int, bytes]:
+        sent = call(adapter, scope(method=method, path=path, raw_path=path.encode(),
+                                   query_string=b"",
+                                   headers=[(b"cookie", cookie), *headers]), [body])
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    participant = db.session.query(Participant).filter_by(token=a.token).one()
+    media = f"/media/{participant.trials[0].stimuli[0].token}"
+    whole = a.client.get(media)
+    assert through("GET", media) == (200, whole.get_data())
+    assert through("GET", media, [(b"if-none-match", whole.headers["ETag"].encode())]) \
+        == (304, b"")
+    status, html = through("GET", f"/p/{a.token}/trial/1")
+    assert status == 200 and b'id="trial-config"' in html
+    a.refresh()
+    answer = json.dumps(a.valid_ratings()).encode()
+    status, out = through("POST", a.config["submit_url"],
+                          [(b"content-type", b"application/json"),
+                           (b"x-csrftoken", a.csrf.encode()), (b"idempotency-key", b"k1")],
+                          answer)
+    assert status == 200 and "next_config" in json.loads(out)
+    db.session.expire_all()
+    assert participant.trials[0].completed_at is not None
