@@ -322,3 +322,26 @@ def test_a_participant_through_the_adapter(app, acr_test, walk):
     assert status == 200 and "next_config" in json.loads(out)
     db.session.expire_all()
     assert participant.trials[0].completed_at is not None
+
+
+def test_the_asgi_worker_parses_with_gunicorns_c_parser(monkeypatch):
+    """With the subclassed protocol, gunicorn still picks its C parser where installed
+    (it fell back to the Python one for every connection before the fix)."""
+    pytest.importorskip("gunicorn_h1c")
+    from types import SimpleNamespace
+
+    from gunicorn.asgi.protocol import ASGIProtocol
+    from gunicorn.config import Config
+    from gunicorn.workers import gasgi
+
+    from mosplatform.gworker import SilenceTimeoutProtocol, use_silence_timeout_protocol
+
+    monkeypatch.setattr(gasgi, "ASGIProtocol", gasgi.ASGIProtocol)  # restored after
+    monkeypatch.setattr(ASGIProtocol, "_h1c_available", None)  # as in a fresh worker
+    monkeypatch.setattr(ASGIProtocol, "_h1c_has_limits", False)
+    use_silence_timeout_protocol()
+    assert gasgi.ASGIProtocol is SilenceTimeoutProtocol
+    worker = SimpleNamespace(cfg=Config(), log=None, asgi=None, loop=None, nr_conns=0)
+    protocol = SilenceTimeoutProtocol(worker)
+    protocol._setup_callback_parser()
+    assert type(protocol._callback_parser).__name__ == "H1CProtocol"

@@ -9,7 +9,9 @@ Run by ``make bench`` (not by ``make test``)::
 By default each participant "listens" 0.6-1.8 s per trial, which offers more than
 the servers take: such a run measures their capacity. ``--rate R`` paces the
 participants to offer R rating submissions per second in all, the goal's load as
-the goal words it.
+the goal words it. The app servers run ``mosplatform serve --worker asgi`` (gunicorn's
+asyncio worker, one request at a time per process); ``--worker inline`` runs
+``mosplatform.gworker.InlineWorker`` instead, for comparison.
 
 Scenarios (each on a fresh throwaway database):
 
@@ -418,10 +420,12 @@ def main(argv: list[str] | None = None) -> int:
                              "average, its requests' time included) instead of thinking "
                              "--think s per trial")
     parser.add_argument("--trials", type=int, default=10, help="trials per participant")
-    parser.add_argument("--worker", choices=("inline", "asgi"), default="inline",
-                        help="gunicorn worker with one thread: inline "
-                        "(mosplatform.gworker.InlineWorker) or asgi (gunicorn's asyncio "
-                        "worker and mosplatform.asgi.InlineWSGI)")
+    parser.add_argument("--worker", choices=("asgi", "inline"), default="asgi",
+                        help="gunicorn worker, one request at a time per process: asgi "
+                        "(SERVE_WORKER=asgi: gunicorn's asyncio worker and "
+                        "mosplatform.asgi.InlineWSGI, measured fastest) or inline "
+                        "(mosplatform.gworker.InlineWorker, the default of --threads 1 "
+                        "until the ninth session)")
     parser.add_argument("--workers", type=int, default=None,
                         help="gunicorn workers per server (default 4 alone, 2 when two)")
     parser.add_argument("--threads", type=int, default=1,
