@@ -85,6 +85,7 @@ bench: install-test postgres .venv-bench/bin/python
 	$(PY) bench/systems_sdr.py
 	$(PY) bench/load/endpoint_cost.py 30
 	$(PY) bench/load/arrival_cost.py
+	$(PY) bench/load/worker_overhead.py
 	$(PY) bench/load/run.py
 # the goal's load as the goal words it: 330 ratings/s offered (300 and a margin)
 	$(PY) bench/load/run.py --scenario 2 --rate 330
