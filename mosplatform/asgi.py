@@ -122,10 +122,16 @@ class InlineWSGI:
         limit = None if self.body_limit is None else self.body_limit(environ["PATH_INFO"])
         declared = environ.get("CONTENT_LENGTH", "")
         if limit is not None and declared.isdigit() and int(declared) > limit:
-            environ["wsgi.input"] = io.BytesIO()  # refused from its length, unread
+            body = io.BytesIO()  # refused from its length, unread
         else:
-            environ["wsgi.input"] = await _read_body(receive,
-                                                     None if limit is None else limit + 1)
+            body = await _read_body(receive, None if limit is None else limit + 1)
+        environ["wsgi.input"] = body
+        try:
+            await self._respond(environ, send)
+        finally:
+            body.close()  # a spooled body's temporary file goes now
+
+    async def _respond(self, environ: dict[str, Any], send: Send) -> None:
         response = _Response()
         result = self.wsgi_app(environ, response.start_response)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -22,6 +23,25 @@ from tests.security import conftest as security
 acr_test = security.acr_test
 audio_dirs = security.audio_dirs
 walk = security.walk
+
+
+def run_async(coro: Any) -> Any:
+    """Run a coroutine to its end on a thread of its own: other tests (the browser
+    tests' Playwright) may leave an event loop running on this one."""
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            out["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
 
 
 def scope(**extra: Any) -> dict[str, Any]:
@@ -48,7 +68,7 @@ def call(app: Any, scope_: dict[str, Any], body_parts: list[bytes]) -> list[dict
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(app(scope_, receive, send))
+    run_async(app(scope_, receive, send))
     return sent
 
 
@@ -180,11 +200,11 @@ def test_lifespan_and_websocket():
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(app({"type": "lifespan"}, receive, send))
+    run_async(app({"type": "lifespan"}, receive, send))
     assert [m["type"] for m in sent] == ["lifespan.startup.complete",
                                          "lifespan.shutdown.complete"]
     sent.clear()
-    asyncio.run(app({"type": "websocket"}, receive, send))
+    run_async(app({"type": "websocket"}, receive, send))
     assert sent == [{"type": "websocket.close", "code": 1000}]
 
 
@@ -236,7 +256,7 @@ def test_a_body_over_the_limit_is_not_read():
         async def send(message: dict[str, Any]) -> None:
             pass
 
-        asyncio.run(InlineWSGI(app, body_limit=lambda path: 10)(
+        run_async(InlineWSGI(app, body_limit=lambda path: 10)(
             scope(headers=headers), receive, send))
         return app
 
