@@ -21,6 +21,9 @@ threads = int(os.environ.get("THREADS", 4))
 # WORKER=asgi: gunicorn's asyncio worker, one request at a time per process; the app is
 # then "mosplatform.asgi:create_asgi_app()" (see mosplatform/serving.py).
 worker_class = worker_class_for(os.environ.get("WORKER", "auto"), threads)
+# The asgi worker on asyncio's loop: uvloop accepted new connections too slowly under
+# load (see mosplatform/serving.py).
+asgi_loop = "asyncio"
 timeout = 60
 graceful_timeout = 30  # on HUP/TERM, in-flight requests get this long to finish
 keepalive = 75  # longer than nginx's upstream keepalive_timeout (60 s)

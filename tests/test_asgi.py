@@ -237,6 +237,8 @@ def test_serve_settings(monkeypatch, tmp_path):
         "mosplatform.gworker.AsgiWorker"
     assert gunicorn_options("127.0.0.1", 1, 1, 1, False, worker="auto")["worker_class"] \
         == "mosplatform.gworker.InlineWorker"
+    # asyncio's loop accepts every waiting connection at once; uvloop left them waiting
+    assert gunicorn_options("127.0.0.1", 1, 1, 1, False)["asgi_loop"] == "asyncio"
 
 
 def test_a_body_over_the_limit_is_not_read():
