@@ -4,10 +4,10 @@ gunicorn runs ``gthread`` workers (processes x threads), or with one thread per
 process :class:`mosplatform.gworker.InlineWorker` (gthread's event loop, each request
 served on the loop's thread). ``SERVE_WORKER = "asgi"`` runs gunicorn's asyncio worker
 instead, with :class:`mosplatform.asgi.InlineWSGI` serving the application on its
-loop, one request at a time per process: the load harness's fastest setting on
-kept-alive connections, though the first request of a new connection waits far longer
-under load, so put it behind nginx (``bench/load/worker_overhead.py``,
-BENCHMARKS.md); threads are then not used. Every
+loop, one request at a time per process: the load harness's fastest setting (the
+first request of a new connection waits about one turn of the loop longer than on the
+threaded workers; ``bench/load/worker_overhead.py``, BENCHMARKS.md); threads are then
+not used. Every
 option can be set in the instance config or as ``MOSPLATFORM_SERVE_*`` environment
 variables:
 
