@@ -71,9 +71,11 @@ def start(kind: str, app: str, port: int, tmp: Path) -> subprocess.Popen[bytes]:
                "--port", str(port), "--workers", "1", "--threads", "1", "--no-access-log"]
     else:
         target = "worker_overhead:bare_asgi()" if kind == "asgi" else "worker_overhead:bare_wsgi"
+        # The loop mosplatform serve gives the asgi worker (mosplatform/serving.py).
+        loop = ["--asgi-loop", "asyncio"] if kind == "asgi" else []
         cmd = [sys.executable, "-m", "gunicorn", "-k", WORKERS[kind], "-w", "1",
                "--threads", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-               "--no-control-socket", target]
+               "--no-control-socket", *loop, target]
     return subprocess.Popen(cmd, env=env, cwd=str(tmp), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
