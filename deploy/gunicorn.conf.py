@@ -8,7 +8,7 @@
 import multiprocessing
 import os
 
-from mosplatform.serving import after_worker_init
+from mosplatform.serving import ASGI_LOOP, after_worker_init
 from mosplatform.serving import worker_class as worker_class_for
 
 bind = f"127.0.0.1:{os.environ.get('PORT', '8001')}"
@@ -21,9 +21,8 @@ threads = int(os.environ.get("THREADS", 4))
 # WORKER=asgi: gunicorn's asyncio worker, one request at a time per process; the app is
 # then "mosplatform.asgi:create_asgi_app()" (see mosplatform/serving.py).
 worker_class = worker_class_for(os.environ.get("WORKER", "auto"), threads)
-# The asgi worker on asyncio's loop: uvloop accepted new connections too slowly under
-# load (see mosplatform/serving.py).
-asgi_loop = "asyncio"
+# The asgi worker's event loop, as mosplatform serve sets it (see mosplatform/serving.py).
+asgi_loop = ASGI_LOOP
 timeout = 60
 graceful_timeout = 30  # on HUP/TERM, in-flight requests get this long to finish
 keepalive = 75  # longer than nginx's upstream keepalive_timeout (60 s)

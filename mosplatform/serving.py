@@ -72,6 +72,11 @@ def after_worker_init(worker: Any) -> None:
 
 
 WORKERS = ("auto", "asgi")
+# The asgi worker on asyncio's own loop, not uvloop: under load uvloop left new
+# connections in the listen queue for seconds (20-50 waiting, arrivals p50 1.3-2.2 s),
+# where asyncio accepts every waiting one when the socket is ready (arrivals p50 0.3 s,
+# and more ratings/s; bench/results/load.md).
+ASGI_LOOP = "asyncio"
 
 
 def worker_class(worker: str, threads: int) -> str:
@@ -162,11 +167,7 @@ def gunicorn_options(host: str, port: int, workers: int | None, threads: int | N
         # gunicorn >= 24 opens a control socket at one fixed path per user; several app
         # servers on one machine would fight over it, and nothing here uses it.
         "control_socket_disable": True,
-        # The asgi worker on asyncio's own loop, not uvloop: under load uvloop left new
-        # connections in the listen queue for seconds (20-50 waiting, arrivals p50
-        # 1.3-2.2 s), where asyncio accepts every waiting one when the socket is ready
-        # (arrivals p50 0.3 s, and more ratings/s; bench/results/load.md).
-        "asgi_loop": "asyncio",
+        "asgi_loop": ASGI_LOOP,
     }
 
 

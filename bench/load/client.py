@@ -160,3 +160,34 @@ class Browser:
         if resp_headers.get("content-encoding") == "gzip":
             data = gzip.decompress(data)
         return Response(status, resp_headers, data)
+
+
+async def hammer(port: int, path: str, seconds: float, clients: int, *,
+                 cookies: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+                 expect: int | None = None, timeout: float = 30.0) -> int:
+    """Requests answered in ``seconds`` by ``clients`` keep-alive connections to one
+    loopback server, each sending ``GET path`` again as soon as it has its answer.
+
+    A failed connection waits 50 ms and tries again (it counts nothing); an answer
+    with another status than ``expect`` (when given) raises ``RuntimeError``.
+    """
+    done = 0
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+
+    async def one() -> None:
+        nonlocal done
+        browser = Browser(timeout=timeout, cookies=dict(cookies or {}))
+        while loop.time() < end:
+            try:
+                resp = await browser.request("127.0.0.1", port, "GET", path, headers)
+            except HttpError:
+                await asyncio.sleep(0.05)
+                continue
+            if expect is not None and resp.status != expect:
+                raise RuntimeError(f"GET {path}: {resp.status}, expected {expect}")
+            done += 1
+        await browser.close()
+
+    await asyncio.gather(*(one() for _ in range(clients)))
+    return done

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import env as envmod  # noqa: E402
-from client import Browser, HttpError  # noqa: E402
+from client import Browser, hammer  # noqa: E402
 
 TRIAL_CONFIG = re.compile(rb'id="trial-config">(.*?)</script>', re.S)
 CSRF_FIELD = re.compile(rb'name="csrf_token" value="([^"]+)"')
@@ -64,31 +64,6 @@ async def first_trial(port: int, public_id: str) -> tuple[Browser, dict]:  # typ
     raise RuntimeError("the participant did not reach a trial page")
 
 
-async def hammer(port: int, path: str, cookies: dict[str, str], headers: dict[str, str],
-                 seconds: float, clients: int, expect: int) -> int:
-    """Requests answered with ``expect`` in ``seconds`` over ``clients`` connections."""
-    done = 0
-    loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
-
-    async def one() -> None:
-        nonlocal done
-        browser = Browser(timeout=30, cookies=dict(cookies))
-        while loop.time() < end:
-            try:
-                resp = await browser.request(HOST, port, "GET", path, headers)
-            except HttpError:
-                await asyncio.sleep(0.05)
-                continue
-            if resp.status != expect:
-                raise RuntimeError(f"GET {path}: {resp.status}, expected {expect}")
-            done += 1
-        await browser.close()
-
-    await asyncio.gather(*(one() for _ in range(clients)))
-    return done
-
-
 def measure(server: envmod.AppServer, public_id: str, seconds: float,
             clients: int) -> dict[str, float]:
     """Server CPU microseconds per request of each kind."""
@@ -103,10 +78,11 @@ def measure(server: envmod.AppServer, public_id: str, seconds: float,
                  ("media 304", media, {"If-None-Match": etag}, 304))
         out = {}
         for name, path, headers, expect in kinds:
-            await hammer(server.port, path, browser.cookies, headers, 1.0, clients, expect)
+            await hammer(server.port, path, 1.0, clients, cookies=browser.cookies,
+                         headers=headers, expect=expect)
             before = envmod.tree_cpu_seconds(server.proc.pid)
-            n = await hammer(server.port, path, browser.cookies, headers, seconds, clients,
-                             expect)
+            n = await hammer(server.port, path, seconds, clients, cookies=browser.cookies,
+                             headers=headers, expect=expect)
             used = envmod.tree_cpu_seconds(server.proc.pid) - before
             out[name] = 1e6 * used / n
             print(f"    {name:10s} {n / seconds:7.0f} requests/s, "

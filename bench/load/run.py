@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import env as envmod  # noqa: E402
 from check import check_database  # noqa: E402
-from client import Browser, HttpError  # noqa: E402
+from client import hammer  # noqa: E402
 from simulator import Ledger, SimConfig, Simulator, Stats  # noqa: E402
 
 RATINGS = "POST /api/p/<token>/ratings"
@@ -80,23 +80,7 @@ def run_loop(coro: Any, use_uvloop: bool) -> Any:
 
 async def anchor_rate(port: int, seconds: float = 3.0, clients: int = 50) -> float:
     """Requests per second of GET /healthz on one server (keep-alive, closed loop)."""
-    done = 0
-    loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
-
-    async def worker() -> None:
-        nonlocal done
-        browser = Browser(timeout=10)
-        while loop.time() < end:
-            try:
-                await browser.request("127.0.0.1", port, "GET", "/healthz")
-                done += 1
-            except HttpError:
-                await asyncio.sleep(0.05)
-        await browser.close()
-
-    await asyncio.gather(*(worker() for _ in range(clients)))
-    return done / seconds
+    return await hammer(port, "/healthz", seconds, clients, timeout=10) / seconds
 
 
 def cpu_snapshot(server_pids: list[int], db_pid: int | None) -> dict[str, float]:

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,11 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 import env as envmod  # noqa: E402
-from client import Browser  # noqa: E402
+from client import hammer  # noqa: E402
 
-WORKERS = {"inline": "mosplatform.gworker.InlineWorker", "asgi": "mosplatform.gworker.AsgiWorker"}
+from mosplatform.serving import ASGI_LOOP, worker_class  # noqa: E402
+
+KINDS = {"inline": "auto", "asgi": "asgi"}  # SERVE_WORKER of each measured worker
 
 
 def bare_wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -58,73 +61,59 @@ def bare_asgi() -> Any:
     return InlineWSGI(bare_wsgi, multiprocess=False)
 
 
-def start(kind: str, app: str, port: int, tmp: Path) -> subprocess.Popen[bytes]:
-    """gunicorn (bare application) or ``mosplatform serve`` (``app == "flask"``)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSPLATFORM_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(REPO)])
-    if app == "flask":
-        env.update(MOSPLATFORM_INSTANCE_PATH=str(tmp / f"instance-{kind}"),
-                   MOSPLATFORM_DATABASE_URL=f"sqlite:///{tmp / f'{kind}.sqlite'}",
-                   MOSPLATFORM_SECRET_KEY=secrets.token_hex(16),
-                   MOSPLATFORM_SERVE_WORKER="asgi" if kind == "asgi" else "auto")
-        cmd = [sys.executable, "-m", "mosplatform.cli", "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1", "--threads", "1", "--no-access-log"]
-    else:
+class BareServer:
+    """gunicorn itself, one worker of ``kind`` and one thread, serving the bare app."""
+
+    def __init__(self, kind: str, tmp: Path) -> None:
+        self.port = envmod.free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MOSPLATFORM_")}
+        env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(REPO)])
+        loop = ["--asgi-loop", ASGI_LOOP] if kind == "asgi" else []
         target = "worker_overhead:bare_asgi()" if kind == "asgi" else "worker_overhead:bare_wsgi"
-        # The loop mosplatform serve gives the asgi worker (mosplatform/serving.py).
-        loop = ["--asgi-loop", "asyncio"] if kind == "asgi" else []
-        cmd = [sys.executable, "-m", "gunicorn", "-k", WORKERS[kind], "-w", "1",
-               "--threads", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-               "--no-control-socket", *loop, target]
-    return subprocess.Popen(cmd, env=env, cwd=str(tmp), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-k", worker_class(KINDS[kind], 1), "-w", "1",
+             "--threads", "1", "-b", f"127.0.0.1:{self.port}", "--log-level", "warning",
+             "--no-control-socket", *loop, target],
+            env=env, cwd=str(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(30)
 
 
-async def hammer(port: int, path: str, clients: int, seconds: float) -> int:
-    """Requests answered by ``clients`` keep-alive connections in ``seconds``."""
-    done = 0
-    stop = time.monotonic() + seconds
-
-    async def one() -> None:
-        nonlocal done
-        browser = Browser()
-        while time.monotonic() < stop:
-            response = await browser.request("127.0.0.1", port, "GET", path)
-            if response.status != 200:
-                raise RuntimeError(f"{path}: HTTP {response.status}")
-            done += 1
-        await browser.close()
-
-    await asyncio.gather(*(one() for _ in range(clients)))
-    return done
-
-
-async def ready(port: int, path: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            await Browser(timeout=2).request("127.0.0.1", port, "GET", path)
-            return
-        except Exception:  # noqa: BLE001 - not up yet
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+def flask_server(kind: str, tmp: Path) -> envmod.AppServer:
+    """``mosplatform serve`` with the worker ``kind`` (one process, one thread)."""
+    env = {**envmod.server_env(f"sqlite:///{tmp / f'{kind}.sqlite'}", tmp / f"instance-{kind}",
+                               tmp / "media", secrets.token_hex(16)),
+           "MOSPLATFORM_SERVE_WORKER": KINDS[kind]}
+    server = envmod.AppServer(env, 1, 1, tmp / f"serve-{kind}.log")
+    server.start()
+    return server
 
 
 def measure(kind: str, app: str, args: argparse.Namespace, tmp: Path) -> float:
     """Server CPU microseconds per request."""
-    port = envmod.free_port()
+    server: Any = flask_server(kind, tmp) if app == "flask" else BareServer(kind, tmp)
     path = "/healthz" if app == "flask" else "/"
-    proc = start(kind, app, port, tmp)
     try:
-        asyncio.run(ready(port, path))
-        asyncio.run(hammer(port, path, args.clients, 1.0))  # warm up
-        cpu0 = envmod.tree_cpu_seconds(proc.pid)
-        count = asyncio.run(hammer(port, path, args.clients, args.seconds))
-        cpu = envmod.tree_cpu_seconds(proc.pid) - cpu0
+        asyncio.run(hammer(server.port, path, 1.0, args.clients, expect=200))  # warm up
+        cpu0 = envmod.tree_cpu_seconds(server.proc.pid)
+        count = asyncio.run(hammer(server.port, path, args.seconds, args.clients,
+                                   expect=200))
+        cpu = envmod.tree_cpu_seconds(server.proc.pid) - cpu0
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        server.stop()
     return 1e6 * cpu / max(count, 1)
 
 
