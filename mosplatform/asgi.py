@@ -118,7 +118,7 @@ class InlineWSGI:
             await send({"type": "websocket.close", "code": 1000})
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        environ = self.environ(scope, None)
+        environ = self.environ(scope)
         limit = None if self.body_limit is None else self.body_limit(environ["PATH_INFO"])
         declared = environ.get("CONTENT_LENGTH", "")
         if limit is not None and declared.isdigit() and int(declared) > limit:
@@ -154,15 +154,14 @@ class InlineWSGI:
             if close is not None:
                 close()
 
-    def environ(self, scope: Scope, body: Any) -> dict[str, Any]:
-        """The WSGI environment of an ASGI ``http`` scope.
+    def environ(self, scope: Scope) -> dict[str, Any]:
+        """The WSGI environment of an ASGI ``http`` scope, all but ``wsgi.input``
+        (the body, read once the path tells how much of it the application takes).
 
         Parameters
         ----------
         scope : dict
             The ASGI scope.
-        body : file-like or None
-            ``wsgi.input``: the request body, positioned at its start.
 
         Returns
         -------
@@ -188,7 +187,6 @@ class InlineWSGI:
             "SERVER_NAME": str(server[0]),
             "SERVER_PORT": "" if server[1] is None else str(server[1]),
             "wsgi.url_scheme": scope.get("scheme", "http"),
-            "wsgi.input": body,
         })
         client = scope.get("client")
         if client:
